@@ -1,0 +1,421 @@
+"""Generators and the discriminator.
+
+Every generator maps an image tensor in [-1, 1] (NCHW) to an image tensor in [-1, 1] and
+accepts any spatial size: inputs are reflect-padded up to the network's stride and the output
+is cropped back, so a 250x200 CUFS photo goes in as it is.
+
+Generators are ``nn.Module`` + ``PyTorchModelHubMixin``: their typed constructor arguments are
+the ``config.json`` that ``save_pretrained`` writes, weights are saved as ``model.safetensors``
+only, and ``from_pretrained`` loads strictly (a checkpoint with missing or extra keys raises
+instead of silently leaving layers at their random initialisation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from torch import nn
+
+__all__ = [
+    "GENERATORS",
+    "CompactGenerator",
+    "PatchDiscriminator",
+    "ResnetGenerator",
+    "UnetGenerator",
+    "build_generator",
+    "load_generator",
+]
+
+Norm = Literal["instance", "batch", "none"]
+_MODEL_CARD = (Path(__file__).resolve().parent.parent / "model_cards" / "generator.md")
+_REPO_URL = "https://github.com/photosketch/photosketch"
+
+
+def _model_card_template() -> str:
+    # The template lives in model_cards/ so it is edited next to the cards it renders. When the
+    # package is installed without the repo (pip install from a wheel), a short inline card is used.
+    if _MODEL_CARD.is_file():
+        return _MODEL_CARD.read_text(encoding="utf-8")
+    return "---\n{{ card_data }}\n---\n\n# photosketch generator\n\nSee {{ repo_url }}.\n"
+
+
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """Instance norm (CycleGAN/pix2pix default, affine=False like the reference code), batch norm, or none."""
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of 'instance', 'batch', 'none'; got {norm!r}")
+
+
+class PhotoSketchModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="photosketch",
+    pipeline_tag="image-to-image",
+    tags=["photosketch", "face-sketch", "image-to-image", "gan"],
+    license="mit",
+    repo_url=_REPO_URL,
+    model_card_template=_model_card_template(),
+):
+    """Shared Hub behaviour: strict, safetensors-only loading and stride-aware padding."""
+
+    #: Inputs are padded to a multiple of this (2 ** number of stride-2 layers).
+    stride: int = 1
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ):
+        # huggingface_hub defaults to strict=False and falls back to pickled pytorch_model.bin;
+        # we load safetensors only, strictly, so a truncated export fails loudly.
+        import safetensors.torch
+
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+            if not os.path.isfile(model_file):
+                raise FileNotFoundError(f"{model_id} has no {constants.SAFETENSORS_SINGLE_FILE}")
+        else:
+            model_file = hf_hub_download(
+                repo_id=model_id,
+                filename=constants.SAFETENSORS_SINGLE_FILE,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        # load_state_dict copies into the existing fp32 parameters, so fp16 checkpoints upcast here.
+        missing, unexpected = safetensors.torch.load_model(model, model_file, strict=strict, device=map_location)
+        del missing, unexpected
+        model.eval()
+        return model
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        # Weights as safetensors only; config.json also names the class (like diffusers' _class_name)
+        # so load_generator() can rebuild any architecture from a folder or repo id.
+        import safetensors.torch
+
+        safetensors.torch.save_model(self, str(save_directory / constants.SAFETENSORS_SINGLE_FILE))
+        config = {**(self._hub_mixin_config or {}), "_class_name": type(self).__name__}
+        (save_directory / constants.CONFIG_NAME).write_text(json.dumps(config, sort_keys=True, indent=2) + "\n")
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        if ph or pw:
+            # Reflect padding needs pad < size; replicate covers tiny inputs (e.g. 8x8 with stride 256).
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x, h, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, h, w = self._pad(x)
+        return self.net(x)[..., :h, :w]
+
+
+class ResnetBlock(nn.Module):
+    """Residual block with two 3x3 convs (CycleGAN appendix 7.2, "R256")."""
+
+    def __init__(self, channels: int, norm: Norm, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=norm != "batch"),
+            norm_layer(norm, channels),
+            nn.ReLU(True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=norm != "batch"), norm_layer(norm, channels)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(PhotoSketchModel):
+    """CycleGAN generator (Zhu et al. 2017, appendix 7.2; after Johnson et al. 2016).
+
+    ``c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out`` with reflection padding,
+    instance norm and a final tanh. ``n_blocks=9`` is the paper's 256x256 network.
+
+    Args:
+        in_channels: 3 for photos, 1 (or 3) for sketches.
+        out_channels: 1 (or 3) for sketches, 3 for photos.
+        ngf: width of the first layer; the paper uses 64.
+        n_blocks: residual blocks at the bottleneck (paper: 6 for 128 px, 9 for 256 px).
+        norm: ``"instance"`` (paper), ``"batch"`` or ``"none"``.
+        dropout: dropout inside residual blocks (0 in CycleGAN).
+        sample_size: the resolution the weights were trained at; pipelines resize inputs to it.
+    """
+
+    stride = 4
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: Norm = "instance",
+        dropout: float = 0.0,
+        sample_size: int = 256,
+    ):
+        super().__init__()
+        bias = norm != "batch"  # a norm with affine shift makes the conv bias redundant
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            norm_layer(norm, ngf),
+            nn.ReLU(True),
+        ]
+        ch = ngf
+        for _ in range(2):  # d128, d256
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [ResnetBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        for _ in range(2):  # u128, u64: fractionally strided convs as in the paper
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, ch // 2),
+                nn.ReLU(True),
+            ]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+
+class UnetBlock(nn.Module):
+    """One level of the U-Net: down, (inner levels), up, then concatenate the skip (pix2pix fig. 3)."""
+
+    def __init__(self, outer: int, inner: int, norm: Norm, submodule: nn.Module | None = None,
+                 outermost: bool = False, in_channels: int | None = None, out_channels: int | None = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.outermost = outermost
+        in_channels = in_channels or outer
+        bias = norm != "batch"
+        down = [nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)]
+        if outermost:
+            # C64 has no norm (pix2pix appendix 6.1.1); the last layer maps to the output + tanh.
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, out_channels or outer, 4, stride=2, padding=1), nn.Tanh()]
+            layers = down + [submodule] + up
+        elif submodule is None:  # innermost: no norm on the 1x1 bottleneck, no skip input
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1, bias=bias), norm_layer(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True)] + down + up
+        else:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1, bias=bias), norm_layer(norm, outer)]
+            if dropout:
+                up.append(nn.Dropout(dropout))  # pix2pix: dropout is the generator's noise z
+            layers = [nn.LeakyReLU(0.2, True)] + down + [norm_layer(norm, inner), submodule] + up
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(PhotoSketchModel):
+    """pix2pix U-Net (Isola et al. 2017, appendix 6.1.1).
+
+    Encoder ``C64-C128-C256-C512-C512-C512-C512-C512`` and the mirrored decoder with skip
+    connections between layer i and n - i. ``num_downs=8`` is the paper's U-Net-256 (the 256 px
+    input reaches 1x1 at the bottleneck); ``num_downs=7`` is U-Net-128.
+
+    Args:
+        in_channels / out_channels: image channels in and out.
+        ngf: width of the outermost layer (64 in the paper).
+        num_downs: number of stride-2 levels; inputs are padded to a multiple of 2**num_downs.
+        norm: ``"batch"`` (paper, batch size 1 makes it instance-like), ``"instance"`` or ``"none"``.
+        dropout: dropout in the first three decoder layers of the 512-wide levels (paper: 0.5).
+        sample_size: training resolution; pipelines resize inputs to it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        ngf: int = 64,
+        num_downs: int = 8,
+        norm: Norm = "batch",
+        dropout: float = 0.5,
+        sample_size: int = 256,
+    ):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be >= 5 (C64..C512 plus a bottleneck); got {num_downs}")
+        self.stride = 2**num_downs
+        block = UnetBlock(ngf * 8, ngf * 8, norm)  # innermost
+        for _ in range(num_downs - 5):
+            block = UnetBlock(ngf * 8, ngf * 8, norm, block, dropout=dropout)
+        block = UnetBlock(ngf * 4, ngf * 8, norm, block)
+        block = UnetBlock(ngf * 2, ngf * 4, norm, block)
+        block = UnetBlock(ngf, ngf * 2, norm, block)
+        self.net = UnetBlock(ngf, ngf, norm, block, outermost=True, in_channels=in_channels, out_channels=out_channels)
+
+
+class SeparableResBlock(nn.Module):
+    """Residual block with depthwise-separable convolutions (MobileNet; GAN Compression, Li et al. 2020).
+
+    A 3x3 depthwise conv + 1x1 pointwise conv costs about 1/9 + 1/C of a dense 3x3 conv.
+    """
+
+    def __init__(self, channels: int, norm: Norm):
+        super().__init__()
+        bias = norm != "batch"
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+            nn.Conv2d(channels, channels, 1, bias=bias),
+            norm_layer(norm, channels),
+            nn.ReLU(True),
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+            nn.Conv2d(channels, channels, 1, bias=bias),
+            norm_layer(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class CompactGenerator(PhotoSketchModel):
+    """A small, fast ResNet-style generator for CPU inference.
+
+    Same encoder / residual bottleneck / decoder plan as :class:`ResnetGenerator`, but with
+    depthwise-separable residual blocks and fewer channels (GAN Compression, Li et al. 2020),
+    zero padding (cheaper than reflection on CPU), and nearest-neighbour upsampling + conv instead
+    of transposed convs (no checkerboard artefacts, Odena et al. 2016).
+
+    Args:
+        in_channels / out_channels: image channels in and out.
+        ngf: width of the first layer (the bottleneck has ``ngf * 2**n_downsampling`` channels).
+        n_blocks: separable residual blocks at the bottleneck.
+        n_downsampling: stride-2 stages (2 like CycleGAN; 3 is faster at 256 px).
+        norm: ``"instance"``, ``"batch"`` (foldable into convs for inference) or ``"none"``.
+        sample_size: training resolution; pipelines resize inputs to it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        ngf: int = 16,
+        n_blocks: int = 6,
+        n_downsampling: int = 2,
+        norm: Norm = "instance",
+        sample_size: int = 256,
+    ):
+        super().__init__()
+        self.stride = 2**n_downsampling
+        bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 7, padding=3, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)]
+        ch = ngf
+        for _ in range(n_downsampling):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [SeparableResBlock(ch, norm) for _ in range(n_blocks)]
+        for _ in range(n_downsampling):
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(ch, ch // 2, 3, padding=1, bias=bias),
+                norm_layer(norm, ch // 2),
+                nn.ReLU(True),
+            ]
+            ch //= 2
+        layers += [nn.Conv2d(ch, out_channels, 7, padding=3), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN (pix2pix appendix 6.1.2): ``C64-C128-C256-C512`` then a 1-channel map.
+
+    Each output value judges one 70x70 receptive field as real or fake. Used only for training,
+    so it is a plain ``nn.Module`` (saved in resume checkpoints, never published).
+
+    Args:
+        in_channels: channels of the judged image (for pix2pix, condition + output concatenated).
+        ndf: width of the first layer.
+        n_layers: 3 gives the 70x70 receptive field.
+        norm: ``"instance"`` (CycleGAN) or ``"batch"`` (pix2pix).
+    """
+
+    def __init__(self, in_channels: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance"):
+        super().__init__()
+        bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        ch = ndf
+        for i in range(1, n_layers + 1):
+            out = ndf * min(2**i, 8)
+            stride = 2 if i < n_layers else 1  # the last C512 has stride 1 (70x70 receptive field)
+            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=bias), norm_layer(norm, out), nn.LeakyReLU(0.2, True)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+#: Published generator architectures by name. ``build_generator("resnet", ngf=32)``.
+GENERATORS: dict[str, type[PhotoSketchModel]] = {
+    "resnet": ResnetGenerator,
+    "unet": UnetGenerator,
+    "compact": CompactGenerator,
+}
+
+
+def build_generator(name: str, **kwargs) -> PhotoSketchModel:
+    """Instantiate a registered generator; unknown names raise ``KeyError`` listing the valid ones."""
+    try:
+        cls = GENERATORS[name]
+    except KeyError:
+        raise KeyError(f"unknown generator {name!r}; choose one of: {', '.join(sorted(GENERATORS))}") from None
+    return cls(**kwargs)
+
+
+def load_generator(pretrained: str | os.PathLike, **kwargs) -> PhotoSketchModel:
+    """Load any registered generator from a folder or Hub repo id, picking the class from config.json.
+
+    Extra keyword arguments go to ``from_pretrained`` (``revision``, ``cache_dir``,
+    ``local_files_only``, ``token``...).
+    """
+    model_id = str(pretrained)
+    if os.path.isdir(model_id):
+        config_file = os.path.join(model_id, constants.CONFIG_NAME)
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"{model_id} has no {constants.CONFIG_NAME}: not a photosketch model folder")
+    else:
+        hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only", "token", "force_download") if k in kwargs}
+        config_file = hf_hub_download(repo_id=model_id, filename=constants.CONFIG_NAME, **hub_kwargs)
+    with open(config_file, encoding="utf-8") as f:
+        class_name = json.load(f).get("_class_name")
+    by_class = {cls.__name__: cls for cls in GENERATORS.values()}
+    if class_name not in by_class:
+        raise ValueError(
+            f"{model_id}: config.json names class {class_name!r}; expected one of {', '.join(sorted(by_class))}"
+        )
+    return by_class[class_name].from_pretrained(model_id, **kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

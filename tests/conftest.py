@@ -1,0 +1,32 @@
+"""Shared test fixtures: tiny generated images only, never the network."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Tests never touch the network: any Hub call must come from a local folder or the offline cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def make_face(size=(64, 64), seed=0) -> Image.Image:
+    """A synthetic 'face': skin-coloured ellipse, dark eyes and mouth on a light background."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 235, np.uint8)
+    cx, cy = w // 2, h // 2
+    cv2.ellipse(img, (cx, cy), (int(w * 0.3), int(h * 0.4)), 0, 0, 360, (190, 150, 120), -1)
+    for dx in (-1, 1):
+        cv2.circle(img, (cx + dx * int(w * 0.12), cy - int(h * 0.08)), max(1, w // 20), (30, 30, 30), -1)
+    cv2.ellipse(img, (cx, cy + int(h * 0.18)), (int(w * 0.1), max(1, h // 30)), 0, 0, 360, (60, 20, 20), -1)
+    noise = rng.integers(-8, 8, img.shape)
+    return Image.fromarray(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def face_image():
+    return make_face()
