@@ -70,6 +70,8 @@ class PhotoSketchModel(
 
     #: Inputs are padded to a multiple of this (2 ** number of stride-2 layers).
     stride: int = 1
+    #: ... and to at least this size, so inner reflection pads never see a 1-pixel map.
+    min_size: int = 1
 
     @classmethod
     def _from_pretrained(
@@ -121,7 +123,9 @@ class PhotoSketchModel(
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % self.stride, (-w) % self.stride
+        ph = max(self.min_size - h, (-h) % self.stride)
+        pw = max(self.min_size - w, (-w) % self.stride)
+        ph, pw = ph + (-(h + ph)) % self.stride, pw + (-(w + pw)) % self.stride
         if ph or pw:
             # Reflect padding needs pad < size; replicate covers tiny inputs (e.g. 8x8 with stride 256).
             mode = "reflect" if ph < h and pw < w else "replicate"
@@ -170,6 +174,7 @@ class ResnetGenerator(PhotoSketchModel):
     """
 
     stride = 4
+    min_size = 8  # the bottleneck's 3x3 reflection pads need a map of at least 2x2
 
     def __init__(
         self,

@@ -1,0 +1,212 @@
+import json
+import shutil
+
+import pytest
+import safetensors.torch
+import torch
+
+from photosketch.models import (
+    GENERATORS,
+    CompactGenerator,
+    PatchDiscriminator,
+    ResnetGenerator,
+    UnetGenerator,
+    build_generator,
+    load_generator,
+)
+
+TINY = {
+    "resnet": dict(ngf=8, n_blocks=2),
+    "unet": dict(ngf=8, num_downs=5),
+    "compact": dict(ngf=8, n_blocks=2),
+}
+
+
+def test_registry_covers_tiny_configs():
+    assert set(TINY) == set(GENERATORS)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (8, 8), (250, 200), (1, 5)])
+@pytest.mark.parametrize("channels", [(3, 1), (1, 3)])
+def test_generator_shape_and_range(name, size, channels):
+    model = build_generator(name, in_channels=channels[0], out_channels=channels[1], **TINY[name]).eval()
+    with torch.no_grad():
+        y = model(torch.randn(2, channels[0], *size) * 3)  # out-of-range input must still give [-1, 1]
+    assert y.shape == (2, channels[1], *size)
+    assert y.min() >= -1 and y.max() <= 1
+    assert torch.isfinite(y).all()
+
+
+def test_unknown_generator_lists_valid_names():
+    with pytest.raises(KeyError, match="compact, resnet, unet"):
+        build_generator("resnet50")
+
+
+def test_bad_norm_is_a_clear_error():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        ResnetGenerator(norm="group")
+
+
+def test_resnet_paper_layout():
+    # CycleGAN appendix 7.2: c7s1-64, d128, d256, 9 x R256, u128, u64, c7s1-3
+    model = ResnetGenerator(in_channels=3, out_channels=3, ngf=64, n_blocks=9)
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert [c.out_channels for c in convs[:3]] == [64, 128, 256]
+    assert convs[0].kernel_size == (7, 7) and convs[-1].kernel_size == (7, 7)
+    assert sum(isinstance(m, torch.nn.ReflectionPad2d) for m in model.modules()) == 2 + 2 * 9
+    assert isinstance(model.net[-1], torch.nn.Tanh)
+
+
+def test_unet256_reaches_1x1_bottleneck():
+    model = UnetGenerator(ngf=8, num_downs=8).eval()
+    assert model.stride == 256
+    sizes = []
+    hook = lambda m, i, o: sizes.append(o.shape[-1])  # noqa: E731
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.randn(1, 3, 256, 256))
+    assert min(sizes) == 1
+
+
+def test_patch_discriminator_receptive_field_map():
+    d = PatchDiscriminator(in_channels=4, ndf=8)
+    # 256 px input -> 30x30 patch map, as in pix2pix's 70x70 PatchGAN
+    assert d(torch.randn(1, 4, 256, 256)).shape == (1, 1, 30, 30)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_save_load_round_trip_identical(tmp_path, name):
+    torch.manual_seed(0)
+    model = build_generator(name, **TINY[name]).eval()
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["_class_name"] == type(model).__name__
+    assert config["ngf"] == 8
+    card = (tmp_path / "README.md").read_text()
+    assert "library_name: photosketch" in card and "pipeline_tag: image-to-image" in card
+    x = torch.randn(1, 3, 37, 29)
+    for loaded in (type(model).from_pretrained(tmp_path), load_generator(tmp_path)):
+        assert type(loaded) is type(model)
+        assert not loaded.training
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_fp16_checkpoint_loads_into_fp32(tmp_path):
+    model = CompactGenerator(ngf=8, n_blocks=1).eval()
+    model.half().save_pretrained(tmp_path)
+    weights = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    assert all(t.dtype == torch.float16 for t in weights.values())
+    loaded = load_generator(tmp_path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(1, 3, 16, 16)
+    assert torch.allclose(model.float()(x), loaded(x), atol=1e-6)
+
+
+def test_missing_key_fails_loudly(tmp_path):
+    CompactGenerator(ngf=8, n_blocks=1).save_pretrained(tmp_path)
+    state = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    state.pop(sorted(state)[0])
+    safetensors.torch.save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_generator(tmp_path)
+
+
+def test_unexpected_key_fails_loudly(tmp_path):
+    CompactGenerator(ngf=8, n_blocks=1).save_pretrained(tmp_path)
+    state = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    state["extra.weight"] = torch.zeros(1)
+    safetensors.torch.save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_generator(tmp_path)
+
+
+def test_pickle_only_folder_is_refused(tmp_path):
+    model = CompactGenerator(ngf=8, n_blocks=1)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_generator(tmp_path)
+
+
+def test_folder_without_config_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_generator(tmp_path)
+
+
+def test_unknown_class_name_is_a_clear_error(tmp_path):
+    CompactGenerator(ngf=8, n_blocks=1).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["_class_name"] = "VGG"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="CompactGenerator"):
+        load_generator(tmp_path)
+
+
+def build_offline_cache(cache_dir, repo_id, folder, commit="a" * 40):
+    """Lay out a folder the way huggingface_hub's cache stores a downloaded model repo."""
+    repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        shutil.copy(f, snapshot / f.name)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def test_repo_id_loads_from_offline_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    src = tmp_path / "src"
+    torch.manual_seed(1)
+    model = ResnetGenerator(ngf=8, n_blocks=1).eval()
+    model.save_pretrained(src)
+    cache = tmp_path / "cache"
+    build_offline_cache(cache, "someone/tiny-photo2sketch", src)
+    loaded = load_generator("someone/tiny-photo2sketch", cache_dir=cache)
+    x = torch.randn(1, 3, 24, 24)
+    assert torch.equal(model(x), loaded(x))
+    # A repo that is not in the cache fails fast (offline), not after network retries.
+    with pytest.raises(Exception, match="(?i)offline|cannot find|not found|LocalEntryNotFound"):
+        load_generator("someone/absent", cache_dir=cache)
+
+
+def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    calls = {}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls["create_repo"] = (repo_id, kwargs)
+        from huggingface_hub.repocard_data import ModelCardData  # noqa: F401  (imported to mirror real use)
+
+        class Url(str):
+            repo_id = "someone/tiny"
+
+        return Url(f"https://huggingface.co/{repo_id}")
+
+    def fake_upload_folder(self, *, repo_id, folder_path, **kwargs):
+        from pathlib import Path
+
+        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        calls["upload_folder"] = (repo_id, files, kwargs)
+        return "https://huggingface.co/someone/tiny/commit/123"
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
+    model = CompactGenerator(ngf=8, n_blocks=1)
+    model.push_to_hub("someone/tiny", token="hf_test")
+    repo_id, files, kwargs = calls["upload_folder"]
+    assert repo_id == "someone/tiny" and calls["create_repo"][0] == "someone/tiny"
+    assert set(files) == {"config.json", "model.safetensors", "README.md"}
+    assert json.loads(files["config.json"])["_class_name"] == "CompactGenerator"
+    assert b"photosketch" in files["README.md"]
+    (tmp_path / "model.safetensors").write_bytes(files["model.safetensors"])
+    state = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    assert set(state) == set(model.state_dict())
