@@ -11,4 +11,8 @@ from .models import (
     load_generator,
 )
 
+from .classical import STYLES, line_drawing
+from .hub import MODELS, ModelNotAvailableError, load_model
+from .pipeline import PhotoSketchPipeline
+
 __version__ = "0.1.0"

@@ -12,7 +12,14 @@ by extension (FS2K's sketch2 files are PNG data named .jpg).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+from torch.utils.data import Dataset
+
+from .image import ImageLoadError, load_image, pil_to_tensor, to_mode
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +70,278 @@ def find_pairs(root: str | Path, split: str | None = None) -> list[tuple[Path, P
     if unmatched:
         logger.warning("%s: %d photos have no sketch with the same name and are skipped", base, unmatched)
     return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Training datasets
+# ---------------------------------------------------------------------------------------------
+
+SKETCH_SOURCES = ("real", "lines", "mixed")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """One draw of the geometric + colour augmentation, applied identically to both images of a pair."""
+
+    flip: bool = False
+    angle: float = 0.0  # degrees, counter-clockwise
+    scale: float = 1.0  # side of the crop relative to the image (random resized crop)
+    cx: float = 0.5  # crop centre offset in [0, 1] of the free margin
+    cy: float = 0.5
+    brightness: float = 1.0  # photo-only colour jitter factors (PIL ImageEnhance)
+    contrast: float = 1.0
+    saturation: float = 1.0
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, max_angle: float = 5.0, min_scale: float = 0.9, jitter: float = 0.1):
+        return cls(
+            flip=bool(rng.random() < 0.5),
+            angle=float(rng.uniform(-max_angle, max_angle)),
+            scale=float(rng.uniform(min_scale, 1.0)),
+            cx=float(rng.random()),
+            cy=float(rng.random()),
+            brightness=float(rng.uniform(1 - jitter, 1 + jitter)),
+            contrast=float(rng.uniform(1 - jitter, 1 + jitter)),
+            saturation=float(rng.uniform(1 - jitter, 1 + jitter)),
+        )
+
+
+def _border_fill(img: Image.Image):
+    """Median colour of the image border: rotation corners are filled with background, not black."""
+    arr = np.asarray(img)
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]], axis=0)
+    med = np.median(border, axis=0)
+    return int(med) if np.ndim(med) == 0 else tuple(int(v) for v in med)
+
+
+def augment_image(img: Image.Image, params: AugmentParams, resolution: int, *, is_photo: bool) -> Image.Image:
+    """Flip, rotate, random-resized-crop to ``resolution`` x ``resolution`` and (photos only) colour jitter.
+
+    Sketches get a white fill where the rotation uncovers the canvas (they are drawn on white paper);
+    photos get their border colour.
+    """
+    if params.flip:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if params.angle:
+        fill = _border_fill(img) if is_photo else (255 if img.mode == "L" else (255, 255, 255))
+        img = img.rotate(params.angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    w, h = img.size
+    cw, ch = w * params.scale, h * params.scale
+    left, top = (w - cw) * params.cx, (h - ch) * params.cy
+    img = img.resize((resolution, resolution), Image.Resampling.BICUBIC, box=(left, top, left + cw, top + ch))
+    if is_photo:
+        img = ImageEnhance.Brightness(img).enhance(params.brightness)
+        img = ImageEnhance.Contrast(img).enhance(params.contrast)
+        if img.mode == "RGB":
+            img = ImageEnhance.Color(img).enhance(params.saturation)
+    return img
+
+
+def _line_drawing(photo: Image.Image) -> Image.Image:
+    # Imported lazily: photosketch.classical is optional for "real" sketches.
+    from photosketch.classical import line_drawing
+
+    return line_drawing(photo)
+
+
+def _face_crop_pair(photo: Image.Image, sketch: Image.Image | None, detector=None):
+    """Crop a pair with the head-and-shoulders box of the face found in the photo (the same box for
+    both, so the pair stays aligned); unchanged when no face is found."""
+    from photosketch.face import crop_face  # lazy: only --face_crop needs OpenCV's cascade
+
+    cropped, box = crop_face(photo, detector=detector)
+    if box is None:
+        return photo, sketch
+    x, y, w, h = box
+    if sketch is not None:
+        if sketch.size != photo.size:
+            sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
+        sketch = sketch.crop((x, y, x + w, y + h))
+    return cropped, sketch
+
+
+class _ImageDataset(Dataset):
+    """Shared machinery: a seeded per-item RNG (so augmentation is reproducible across epochs, workers
+    and resumed runs) and skipping unreadable files with a warning instead of crashing mid-epoch."""
+
+    def __init__(self, resolution: int, photo_channels: int, sketch_channels: int, augment: bool, seed: int):
+        for name, ch in (("photo_channels", photo_channels), ("sketch_channels", sketch_channels)):
+            if ch not in (1, 3):
+                raise ValueError(f"{name} must be 1 or 3; got {ch}")
+        self.resolution = resolution
+        self.photo_channels = photo_channels
+        self.sketch_channels = sketch_channels
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._bad: set[str] = set()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer (and accelerate) at the start of each epoch: new augmentations per epoch."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        # Independent of global RNG state and of the worker that loads the item.
+        return np.random.default_rng([self.seed, self.epoch, index, stream])
+
+    def _load(self, path: Path) -> Image.Image:
+        return load_image(path)
+
+    def _get(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def _n_items(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        n = self._n_items()
+        for k in range(n):
+            j = (index + k) % n
+            try:
+                return self._get(j)
+            except (ImageLoadError, OSError) as exc:
+                key = str(exc)
+                if key not in self._bad:
+                    self._bad.add(key)
+                    logger.warning("skipping unreadable training image: %s", exc)
+        raise RuntimeError(f"{type(self).__name__}: none of the {n} items could be read")
+
+    def _tensors(self, photo: Image.Image, sketch: Image.Image, params: AugmentParams | None) -> tuple:
+        photo = to_mode(photo, self.photo_channels)
+        sketch = to_mode(sketch, self.sketch_channels)
+        if params is None:  # no augmentation: plain resize
+            size = (self.resolution, self.resolution)
+            photo = photo.resize(size, Image.Resampling.BICUBIC)
+            sketch = sketch.resize(size, Image.Resampling.BICUBIC)
+        else:
+            photo = augment_image(photo, params, self.resolution, is_photo=True)
+            sketch = augment_image(sketch, params, self.resolution, is_photo=False)
+        return pil_to_tensor(photo, self.photo_channels), pil_to_tensor(sketch, self.sketch_channels)
+
+
+class PairedDataset(_ImageDataset):
+    """Aligned (photo, sketch) pairs for pix2pix-style training.
+
+    Items are ``{"photo": (C, H, W), "sketch": (C, H, W), "name": str}`` in [-1, 1], both at
+    ``resolution`` x ``resolution`` and augmented identically (flip, +-5 degree rotation, 0.9-1.0
+    random resized crop; small colour jitter on the photo only).
+
+    Args:
+        root: ``DIR`` with ``photos/`` + ``sketches/``, or with ``{train,test}/photos`` etc.
+        split: ``"train"``, ``"test"``...; falls back to ``root`` when ``root/split`` is absent.
+        sketch_source: ``"real"`` (the drawn sketch), ``"lines"`` (``photosketch.classical.line_drawing``
+            of the photo; the sketches folder may then be absent) or ``"mixed"`` (each item picks one with
+            p=0.5 from the seeded RNG).
+        face_crop: crop each pair around the face detected in the photo first.
+        seed: seeds the per-item augmentation RNG (together with the epoch and the index).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        resolution: int = 256,
+        photo_channels: int = 3,
+        sketch_channels: int = 1,
+        augment: bool = True,
+        sketch_source: str = "real",
+        face_crop: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__(resolution, photo_channels, sketch_channels, augment, seed)
+        if sketch_source not in SKETCH_SOURCES:
+            raise ValueError(f"sketch_source must be one of {', '.join(SKETCH_SOURCES)}; got {sketch_source!r}")
+        self.sketch_source = sketch_source
+        self.face_crop = face_crop
+        self._detector = None  # photosketch.face.FaceDetector, created on first use
+        base = split_root(root, split)
+        if sketch_source == "lines" and not (base / SKETCH_DIR).is_dir():
+            photos = list_images(base / PHOTO_DIR)
+            if not photos:
+                raise FileNotFoundError(f"{base / PHOTO_DIR}: no images")
+            self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in photos]
+        else:
+            self.pairs = list(find_pairs(root, split))
+
+    def __getstate__(self):
+        # DataLoader workers get a copy of the dataset; OpenCV's cascade does not pickle.
+        return {**self.__dict__, "_detector": None}
+
+    def _n_items(self) -> int:
+        return len(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _get(self, index: int) -> dict:
+        photo_path, sketch_path = self.pairs[index]
+        rng = self._rng(index)
+        use_lines = self.sketch_source == "lines" or (self.sketch_source == "mixed" and rng.random() < 0.5)
+        photo = self._load(photo_path)
+        sketch = None if use_lines else self._load(sketch_path)
+        if self.face_crop:
+            if self._detector is None:
+                from photosketch.face import FaceDetector
+
+                self._detector = FaceDetector()
+            photo, sketch = _face_crop_pair(photo, sketch, self._detector)
+        if use_lines:
+            sketch = _line_drawing(photo.convert("RGB"))
+        elif sketch.size != photo.size:
+            sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
+        params = AugmentParams.sample(rng) if self.augment else None
+        photo_t, sketch_t = self._tensors(photo, sketch, params)
+        return {"photo": photo_t, "sketch": sketch_t, "name": photo_path.stem}
+
+
+class UnpairedDataset(_ImageDataset):
+    """Independent photos and sketches for CycleGAN-style training.
+
+    ``len`` is the larger of the two sets; item ``i`` is photo ``i % n_photos`` and a sketch drawn at
+    random from an RNG seeded by (seed, epoch, i), so a run is reproducible and resumable. Each image
+    is augmented on its own. Items: ``{"photo", "sketch", "photo_name", "sketch_name", "name"}``.
+    """
+
+    def __init__(
+        self,
+        photo_dir: str | Path,
+        sketch_dir: str | Path,
+        resolution: int = 256,
+        photo_channels: int = 3,
+        sketch_channels: int = 1,
+        augment: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(resolution, photo_channels, sketch_channels, augment, seed)
+        self.photos, self.sketches = list_images(photo_dir), list_images(sketch_dir)
+        for folder, files in ((photo_dir, self.photos), (sketch_dir, self.sketches)):
+            if not files:
+                raise FileNotFoundError(f"{folder}: no images")
+
+    def _n_items(self) -> int:
+        return max(len(self.photos), len(self.sketches))
+
+    def __len__(self) -> int:
+        return self._n_items()
+
+    def _get(self, index: int) -> dict:
+        rng = self._rng(index)
+        photo_path = self.photos[index % len(self.photos)]
+        sketch_path = self.sketches[int(rng.integers(len(self.sketches)))]
+        photo, sketch = self._load(photo_path), self._load(sketch_path)
+        photo = to_mode(photo, self.photo_channels)
+        sketch = to_mode(sketch, self.sketch_channels)
+        if self.augment:
+            photo = augment_image(photo, AugmentParams.sample(rng), self.resolution, is_photo=True)
+            sketch = augment_image(sketch, AugmentParams.sample(self._rng(index, 1)), self.resolution, is_photo=False)
+        else:
+            size = (self.resolution, self.resolution)
+            photo = photo.resize(size, Image.Resampling.BICUBIC)
+            sketch = sketch.resize(size, Image.Resampling.BICUBIC)
+        return {
+            "photo": pil_to_tensor(photo, self.photo_channels),
+            "sketch": pil_to_tensor(sketch, self.sketch_channels),
+            "photo_name": photo_path.stem,
+            "sketch_name": sketch_path.stem,
+            "name": photo_path.stem,
+        }

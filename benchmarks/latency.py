@@ -1,0 +1,399 @@
+"""CPU latency of every registered generator and classical style, and of the end-to-end pipeline.
+
+    python benchmarks/latency.py                                  # 256 and 512 px, batch 1 and 8
+    python benchmarks/latency.py --threads 2 --sizes 256 --batch 1 --repeats 5
+    python benchmarks/latency.py --models compact xdog --output results.md
+    python benchmarks/latency.py --quick                          # seconds: 64 px, 1 repeat (tests)
+
+For each model (``GENERATORS`` at their default, paper configurations: ResNet-9 ngf 64, U-Net-256,
+CompactGenerator; and the classical ``STYLES``), size, batch and variant (fp32; bf16 under
+``torch.autocast``; fp32 in channels_last memory format) it runs ``--warmup`` untimed then
+``--repeats`` timed forward passes under ``torch.inference_mode`` and reports the median. The
+stock ResNet-9 (ngf 64, 9 blocks) is always measured in the same run, as the reference for the
+"speedup vs ResNet-9" column (median of ResNet-9 in fp32 / median of the row, at the same size and
+batch; above 1 is faster). Parameters and multiply-accumulates (MACs, per image, counted by forward hooks
+on Conv2d / ConvTranspose2d / Linear; elementwise ops, norms and the classical styles' functional
+convolutions are not counted) come with each generator.
+
+If ``photosketch.pipeline`` exists, the end-to-end ``PhotoSketchPipeline`` (loading, resizing,
+model, post-processing; with and without face crop) is timed on a 640x480 photo (``--photo``, or a
+synthetic face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+try:
+    import photosketch  # noqa: F401
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from photosketch.models import GENERATORS, ResnetGenerator, count_params  # noqa: E402
+
+VARIANTS = ("fp32", "bf16", "channels_last")
+REFERENCE = "resnet"  # GENERATORS key of the stock ResNet-9 (ngf 64, 9 blocks)
+REFERENCE_LABEL = "ResNet-9"
+SPEEDUP_COLUMN = f"speedup vs {REFERENCE_LABEL}"
+
+
+# --------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------
+
+def _classical_styles() -> dict:
+    try:
+        from photosketch.classical import STYLES
+    except ImportError:
+        return {}
+    return dict(STYLES)
+
+
+def _describe(name: str, model: nn.Module) -> str:
+    config = getattr(model, "_hub_mixin_config", None) or {}
+    if name == "resnet":
+        return f"ResNet-{config.get('n_blocks', 9)}, ngf {config.get('ngf', 64)}"
+    if name == "unet":
+        return f"U-Net-{2 ** config.get('num_downs', 8)}, ngf {config.get('ngf', 64)}"
+    if name == "compact":
+        return f"Compact, ngf {config.get('ngf', 16)}, {config.get('n_blocks', 6)} sep. blocks"
+    return f"classical {type(model).__name__}" if not config else type(model).__name__
+
+
+def build_models(selected: Sequence[str] | None) -> tuple[dict[str, nn.Module], list[str]]:
+    """{name: module} for the selected names (all by default), always including the reference."""
+    available: dict[str, Callable[[], nn.Module]] = {name: cls for name, cls in GENERATORS.items()}
+    available.update(_classical_styles())
+    names = list(available) if not selected else list(dict.fromkeys(selected))
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise KeyError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(available)}")
+    if REFERENCE not in names:
+        names.insert(0, REFERENCE)
+    models = {}
+    for name in names:
+        torch.manual_seed(0)
+        # photo -> sketch configuration (3 channels in, 1 out): the constructors' defaults.
+        models[name] = available[name]().eval()
+    assert isinstance(models[REFERENCE], ResnetGenerator)
+    return models, names
+
+
+# --------------------------------------------------------------------------------------------
+# measurement
+# --------------------------------------------------------------------------------------------
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass, from hooks on Conv2d / ConvTranspose2d / Linear."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def deconv_hook(module: nn.ConvTranspose2d, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += inputs[0].numel() * (module.out_channels // module.groups) * kh * kw
+
+    def linear_hook(module: nn.Linear, inputs, output):
+        nonlocal total
+        total += output.numel() * module.in_features
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            handles.append(m.register_forward_hook(deconv_hook))
+        elif isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def _context(variant: str):
+    if variant == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_model(model: nn.Module, size: int, batch: int, variant: str, warmup: int, repeats: int,
+               budget_s: float | None = None) -> list[float]:
+    """Seconds per timed forward pass; stops early once the timed runs exceed ``budget_s``."""
+    x = torch.rand(batch, 3, size, size) * 2 - 1
+    if variant == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    try:
+        times = []
+        with torch.inference_mode(), _context(variant):
+            for _ in range(warmup):
+                model(x)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+                if budget_s is not None and sum(times) > budget_s:
+                    break
+        return times
+    finally:
+        if variant == "channels_last":
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _measure(name: str, model: nn.Module, macs: int, size: int, batch: int, variant: str,
+             warmup: int, repeats: int, budget_s: float | None) -> dict:
+    row = {"model": name, "config": _describe(name, model), "params": count_params(model),
+           "macs_per_image": macs, "size": size, "batch": batch, "variant": variant}
+    try:
+        times = time_model(model, size, batch, variant, warmup, repeats, budget_s)
+        med = statistics.median(times)
+        row.update(median_ms=1000 * med, images_per_s=batch / med, repeats=len(times))
+    except Exception as exc:  # e.g. an op without a bf16 CPU kernel
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        row.update(median_ms=None, images_per_s=None, error=error)
+    return row
+
+
+def run_models(models: dict[str, nn.Module], sizes, batches, variants, warmup, repeats,
+               budget_s: float | None = None, log=None) -> list[dict]:
+    """One row per model, size, batch and variant. The speedup is against the stock ResNet-9 in fp32
+    at the same size and batch, which is therefore always measured (first)."""
+    rows = []
+    for size in sizes:
+        macs = {name: count_macs(m, torch.zeros(1, 3, size, size)) for name, m in models.items()}
+        for batch in batches:
+            if log:
+                log(f"{REFERENCE} {size}px batch {batch} fp32 (reference)")
+            ref = _measure(REFERENCE, models[REFERENCE], macs[REFERENCE], size, batch, "fp32", warmup, repeats, budget_s)
+            group = [ref]
+            for variant in variants:
+                for name, model in models.items():
+                    if name == REFERENCE and variant == "fp32":
+                        continue
+                    if log:
+                        log(f"{name} {size}px batch {batch} {variant}")
+                    group.append(_measure(name, model, macs[name], size, batch, variant, warmup, repeats, budget_s))
+            order = {v: i for i, v in enumerate(variants)}
+            group.sort(key=lambda r: order.get(r["variant"], -1))  # stable: registry order within a variant
+            for row in group:
+                ok = row["median_ms"] and ref["median_ms"]
+                row["speedup_vs_resnet9"] = ref["median_ms"] / row["median_ms"] if ok else None
+            rows.extend(group)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# end-to-end pipeline
+# --------------------------------------------------------------------------------------------
+
+def synthetic_photo(width: int = 640, height: int = 480):
+    """A 640x480 RGB 'photo' with a drawn face (skin ellipse, eyes, mouth) on a textured background."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = np.full((height, width, 3), (120, 140, 160), np.uint8)
+    cx, cy = width // 2, height // 2
+    cv2.ellipse(img, (cx, cy - 20), (int(height * 0.3), int(height * 0.42)), 0, 0, 360, (60, 40, 30), -1)  # hair
+    cv2.ellipse(img, (cx, cy), (int(height * 0.24), int(height * 0.32)), 0, 0, 360, (190, 150, 125), -1)
+    for dx in (-1, 1):
+        cv2.ellipse(img, (cx + dx * int(height * 0.1), cy - int(height * 0.06)), (14, 7), 0, 0, 360, (40, 30, 30), -1)
+    cv2.ellipse(img, (cx, cy + int(height * 0.15)), (30, 8), 0, 0, 360, (120, 50, 50), -1)
+    noise = rng.integers(-10, 10, img.shape)
+    return Image.fromarray(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+def run_pipeline(names: Sequence[str], photo, warmup: int, repeats: int, log=None) -> tuple[list[dict], str | None]:
+    """Time PhotoSketchPipeline end to end; ([], reason) when the pipeline module is absent."""
+    try:
+        from photosketch.pipeline import PhotoSketchPipeline
+    except ImportError as exc:
+        return [], f"photosketch.pipeline not available ({exc})"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            source = name
+            if name in GENERATORS:
+                # Untrained weights time the same as trained ones; save the default config to a folder.
+                torch.manual_seed(0)
+                source = str(Path(tmp) / name)
+                GENERATORS[name]().save_pretrained(source)
+            try:
+                pipe = PhotoSketchPipeline.from_pretrained(source, direction="photo2sketch")
+            except Exception as exc:
+                rows.append({"model": name, "face_crop": None, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+                continue
+            for face_crop in (False, True):
+                if log:
+                    log(f"pipeline {name} face_crop={face_crop}")
+                try:
+                    times = []
+                    for i in range(warmup + repeats):
+                        t0 = time.perf_counter()
+                        pipe(photo, face_crop=face_crop)
+                        dt = time.perf_counter() - t0
+                        if i >= warmup:
+                            times.append(dt)
+                    med = statistics.median(times)
+                    rows.append({"model": name, "face_crop": face_crop, "median_ms": 1000 * med,
+                                 "images_per_s": 1 / med, "repeats": len(times)})
+                except Exception as exc:
+                    rows.append({"model": name, "face_crop": face_crop,
+                                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+    return rows, None
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _fmt(value, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_note: str | None) -> str:
+    out = [
+        "## Latency",
+        "",
+        f"CPU: {meta['cpu']}; torch {meta['torch']}, {meta['threads']} thread(s); median of {meta['repeats']} "
+        f"run(s) after {meta['warmup']} warm-up; `{meta['command']}`",
+        "",
+        f"| model | config | params (M) | GMACs/img | size | batch | variant | median ms | img/s | {SPEEDUP_COLUMN} |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        name = r["model"] + (" (reference)" if r["model"] == REFERENCE and not meta["reference_selected"] else "")
+        speed = _fmt(r.get("speedup_vs_resnet9"), ".2f")
+        out.append(
+            f"| {name} | {r['config']} | {r['params'] / 1e6:.3f} | {r['macs_per_image'] / 1e9:.2f} | {r['size']} | "
+            f"{r['batch']} | {r['variant']} | {_fmt(r.get('median_ms'), '.1f', r.get('error', 'n/a'))} | "
+            f"{_fmt(r.get('images_per_s'), '.2f')} | {speed}{'x' if r.get('speedup_vs_resnet9') else ''} |"
+        )
+    out += ["", f"{SPEEDUP_COLUMN}: median of ResNet-9 (ngf 64, 9 blocks) in fp32 / median of the row, same size "
+            "and batch, measured in this run. GMACs/img: Conv2d / ConvTranspose2d / Linear multiply-accumulates per "
+            "image (the classical styles use functional convolutions, so they show 0; U-Net-256 pads inputs to a "
+            "multiple of 256). bf16 is torch.autocast on CPU: fast only on CPUs with native bf16 (AVX512-BF16 / AMX)."]
+    out += ["", "### End-to-end pipeline (640x480 photo, batch 1, fp32)", ""]
+    if pipeline_note:
+        out.append(f"skipped: {pipeline_note}")
+    elif not pipeline_rows:
+        out.append("skipped: no pipeline models selected")
+    else:
+        out += ["| model | face crop | median ms | img/s |", "|---|---|---:|---:|"]
+        for r in pipeline_rows:
+            crop = {None: "n/a", True: "yes", False: "no"}[r.get("face_crop")]
+            out.append(f"| {r['model']} | {crop} | {_fmt(r.get('median_ms'), '.1f', r.get('error', 'n/a'))} | "
+                       f"{_fmt(r.get('images_per_s'), '.2f')} |")
+    return "\n".join(out) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="CPU latency of photosketch generators, classical styles and pipeline.")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sizes (default: 256 512)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs; the median is reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    p.add_argument("--budget_s", type=float, default=60.0,
+                   help="stop repeating a measurement once its timed runs exceed this many seconds (default: 60)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help=f"subset of: {', '.join(list(GENERATORS) + list(_classical_styles()))} "
+                        f"({REFERENCE} is always measured as the reference)")
+    p.add_argument("--pipeline_models", nargs="+", default=None,
+                   help="models timed end to end through PhotoSketchPipeline (default: xdog compact resnet)")
+    p.add_argument("--no_pipeline", action="store_true", help="skip the end-to-end pipeline timing")
+    p.add_argument("--photo", default=None, help="photo for the pipeline timing (default: a synthetic 640x480 face)")
+    p.add_argument("--output", default=None, help="also write the report: .json for records, anything else Markdown")
+    p.add_argument("--quick", action="store_true",
+                   help="seconds, for tests: 64 px, batch 1, fp32 only, 1 repeat, no warm-up, pipeline with xdog only")
+    p.add_argument("--verbose", action="store_true", help="log each measurement to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.sizes, args.batch, args.variants, args.repeats, args.warmup = [64], [1], ["fp32"], 1, 0
+        if args.pipeline_models is None:
+            args.pipeline_models = ["xdog"]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if min(args.sizes) < 8 or min(args.batch) < 1 or args.repeats < 1 or args.warmup < 0:
+        sys.stderr.write("latency.py: error: sizes >= 8, batch >= 1, repeats >= 1, warmup >= 0\n")
+        return 2
+    try:
+        models, names = build_models(args.models)
+    except KeyError as exc:
+        sys.stderr.write(f"latency.py: error: {exc.args[0]}\n")
+        return 2
+    log = (lambda msg: sys.stderr.write(msg + "\n")) if args.verbose else None
+
+    rows = run_models(models, args.sizes, args.batch, args.variants, args.warmup, args.repeats, args.budget_s, log)
+
+    pipeline_rows, pipeline_note = [], None
+    if args.no_pipeline:
+        pipeline_note = "--no_pipeline"
+    else:
+        pipeline_names = args.pipeline_models or ["xdog", "compact", "resnet"]
+        pipeline_names = [n for n in pipeline_names if n in GENERATORS or n in _classical_styles()]
+        if args.photo:
+            from photosketch.image import load_image
+
+            photo = load_image(args.photo)
+        else:
+            photo = synthetic_photo()
+        pipeline_rows, pipeline_note = run_pipeline(pipeline_names, photo, args.warmup, args.repeats, log)
+
+    meta = {
+        "cpu": _cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "repeats": args.repeats, "warmup": args.warmup, "reference_selected": REFERENCE in (args.models or names),
+        "command": "python benchmarks/latency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "photo": args.photo or "synthetic 640x480",
+    }
+    report = markdown(meta, rows, pipeline_rows, pipeline_note)
+    sys.stdout.write(report)
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".json":
+            path.write_text(json.dumps({"meta": meta, "models": rows, "pipeline": pipeline_rows,
+                                        "pipeline_note": pipeline_note}, indent=2) + "\n")
+        else:
+            path.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

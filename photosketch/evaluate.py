@@ -1,0 +1,398 @@
+"""Evaluate a model on a paired test set: FSIM, SSIM, L1 per image and on average.
+
+    python -m photosketch.evaluate --data_dir data/cufs --direction photo2sketch --model xdog
+    python -m photosketch.evaluate --data_dir data/cufs --split test --direction photo2sketch \\
+        --model weights/photo2sketch --output_dir results/photo2sketch
+
+Protocol (as in chaofengc/Face-Sketch-SCG's ``evaluate.py``): each input is resized (bicubic) to
+the model's square working size (``--size``, default the model's ``sample_size``, else 256), the
+output is resized (bicubic) back to the ground truth's size and quantised to 8 bits, as if saved
+as PNG, then compared with the ground truth. Sketches are compared in gray (``L``); photos are
+compared on luminance (FSIM, SSIM, L1) and in colour with FSIMc (which Face-Sketch-SCG reports via
+pyiqa's ``fsim``, chromatic by default). Metric references: :mod:`photosketch.metrics`.
+
+LPIPS is computed only when ``--lpips_weights`` names local files (never downloaded); DISTS and FID
+are not implemented here. Every metric not computed is recorded in ``results.json`` as
+``"skipped: ..."`` with the reason.
+
+Writes ``OUT/results.json`` and ``OUT/contact_sheet.png`` (input | output | ground truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from . import metrics
+from .data import find_pairs, split_root
+from .image import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil, to_mode
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DIRECTIONS", "ModelLoadError", "build_parser", "evaluate", "load_eval_model", "main"]
+
+DIRECTIONS = ("photo2sketch", "sketch2photo")
+SKIPPED_NO_WEIGHTS = "skipped: weights not available"
+_PROTOCOL = {
+    "reference": "chaofengc/Face-Sketch-SCG evaluate.py / metric.py",
+    "input": "resized to size x size with PIL bicubic",
+    "output": "resized back to the ground truth's size with PIL bicubic, quantised to uint8",
+    "sketch_comparison": "grayscale (L) output vs grayscale ground truth",
+    "photo_comparison": "fsim, ssim, l1 on luminance Y = 0.299 R + 0.587 G + 0.114 B; fsimc in colour (YIQ)",
+    "fsim": "Zhang et al. 2011, following the authors' FeatureSIM.m (auto downsampling, phasecong2, Scharr)",
+    "ssim": "Wang et al. 2004 ssim_index.m: Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, L 255, valid region "
+            "(= skimage gaussian_weights=True, use_sample_covariance=False), no downsampling",
+    "l1": "mean absolute error of luminance, in [0, 1] units",
+}
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be found or loaded."""
+
+
+# --------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------
+
+def _classical_styles() -> dict:
+    try:
+        from .classical import STYLES
+    except ImportError:
+        return {}
+    return STYLES
+
+
+def load_eval_model(name: str) -> tuple[nn.Module, str]:
+    """A classical style name, a model folder, a registry name or a Hub id -> (module, kind).
+
+    ``kind`` is ``"classical"`` or ``"generator"``. Raises :class:`ModelLoadError` with a
+    one-line reason.
+    """
+    styles = _classical_styles()
+    if name in styles:
+        return styles[name](), "classical"
+    try:
+        from .hub import load_model
+    except ImportError:
+        load_model = None
+    try:
+        if load_model is not None:
+            model = load_model(name)
+        else:
+            from .models import load_generator
+
+            if not os.path.isdir(name) and name.count("/") != 1:
+                raise ModelLoadError(
+                    f"{name!r} is not a folder, a Hub id (owner/name) or a classical style"
+                    + (f" ({', '.join(sorted(styles))})" if styles else "")
+                )
+            model = load_generator(name)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # Hub / file / config errors all become one line for the CLI
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)  # KeyError quotes its message
+        msg = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model {name!r}: {msg}") from None
+    kind = "classical" if type(model).__name__ in {cls.__name__ for cls in styles.values()} else "generator"
+    return model, kind
+
+
+def _in_channels(model: nn.Module) -> int:
+    config = getattr(model, "_hub_mixin_config", None) or {}
+    if isinstance(config, dict) and config.get("in_channels") in (1, 3):
+        return int(config["in_channels"])
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None and conv.in_channels in (1, 3) else 3
+
+
+def _sample_size(model: nn.Module) -> int | None:
+    config = getattr(model, "_hub_mixin_config", None) or {}
+    size = config.get("sample_size") if isinstance(config, dict) else None
+    return int(size) if size else None
+
+
+# --------------------------------------------------------------------------------------------
+# LPIPS (optional, local weights only)
+# --------------------------------------------------------------------------------------------
+
+def _lpips_entry(paths: Sequence[str] | None) -> tuple[object, str | None]:
+    """(LPIPS module or None, reason it is skipped or None)."""
+    if not paths:
+        return None, SKIPPED_NO_WEIGHTS
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        return None, f"{SKIPPED_NO_WEIGHTS} ({', '.join(missing)} not found)"
+    try:
+        return metrics.LPIPS.from_files(paths), None
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        return None, f"skipped: cannot load LPIPS weights ({exc})"
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------------
+
+def read_styles_csv(path: str | os.PathLike) -> dict[str, str]:
+    """``name,style`` rows -> {file stem: style}. ``name`` may carry an extension or a folder."""
+    styles: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"name", "style"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: needs the columns name,style; has {reader.fieldnames}")
+        for row in reader:
+            name = (row["name"] or "").strip()
+            if name:
+                styles[Path(name).stem] = (row["style"] or "").strip()
+    return styles
+
+
+def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int) -> Image.Image:
+    img = to_mode(image, channels)
+    if size:
+        img = img.resize((size, size), Image.BICUBIC)
+    x = pil_to_tensor(img, channels)[None]
+    with torch.inference_mode():
+        y = model(x)
+    return tensor_to_pil(y[0].float())
+
+
+def _score(out: Image.Image, gt: Image.Image, target: str, lpips_model) -> dict[str, float]:
+    if target == "sketch":
+        out, gt = out.convert("L"), gt.convert("L")
+    else:
+        out, gt = out.convert("RGB"), gt.convert("RGB")
+    row = {"fsim": metrics.fsim(out, gt), "ssim": metrics.ssim(out, gt), "l1": metrics.l1(out, gt)}
+    if target == "photo":
+        row["fsimc"] = metrics.fsimc(out, gt)
+    if lpips_model is not None:
+        row["lpips"] = lpips_model.score(out, gt)
+    return row
+
+
+def _mean_rows(rows: list[dict], keys: Sequence[str]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys if rows and all(k in r for r in rows)}
+
+
+def contact_sheet(rows: list[tuple[Image.Image, Image.Image, Image.Image]], cell_height: int = 160) -> Image.Image:
+    """One row per sample: input | output | ground truth, each scaled to ``cell_height``."""
+    labels = ("input", "output", "ground truth")
+    header = 16
+    widths = [0, 0, 0]
+    scaled = []
+    for triple in rows:
+        cells = []
+        for i, img in enumerate(triple):
+            w = max(1, round(img.width * cell_height / img.height))
+            cells.append(img.convert("RGB").resize((w, cell_height), Image.BICUBIC))
+            widths[i] = max(widths[i], w)
+        scaled.append(cells)
+    pad = 4
+    sheet = Image.new("RGB", (sum(widths) + pad * 4, header + len(rows) * (cell_height + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = pad
+    for label, w in zip(labels, widths):
+        draw.text((x, 2), label, fill="black")
+        x += w + pad
+    for r, cells in enumerate(scaled):
+        x, y = pad, header + r * (cell_height + pad)
+        for cell, w in zip(cells, widths):
+            sheet.paste(cell, (x, y))
+            x += w + pad
+    return sheet
+
+
+def evaluate(
+    model: nn.Module,
+    pairs: list[tuple[Path, Path]],
+    direction: str,
+    *,
+    size: int | None = None,
+    styles: dict[str, str] | None = None,
+    lpips_model=None,
+    num_samples: int = 16,
+    progress: bool = True,
+) -> tuple[list[dict], list[tuple[Image.Image, Image.Image, Image.Image]], dict[str, float]]:
+    """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+    from tqdm.auto import tqdm
+
+    model.eval()
+    channels = _in_channels(model)
+    target = "sketch" if direction == "photo2sketch" else "photo"
+    rows, samples = [], []
+    t_model = t_metrics = 0.0
+    for photo_path, sketch_path in tqdm(pairs, desc=f"evaluate {direction}", unit="img", disable=not progress or None):
+        src_path, gt_path = (photo_path, sketch_path) if direction == "photo2sketch" else (sketch_path, photo_path)
+        src, gt = load_image(src_path), load_image(gt_path)
+        t0 = time.perf_counter()
+        out = _run_model(model, src, size, channels).resize(gt.size, Image.BICUBIC)
+        t1 = time.perf_counter()
+        row = {"name": photo_path.stem, "input": str(src_path), "ground_truth": str(gt_path)}
+        if styles is not None:
+            row["style"] = styles.get(photo_path.stem, "unlisted")
+        row.update(_score(out, gt, target, lpips_model))
+        t_metrics += time.perf_counter() - t1
+        t_model += t1 - t0
+        rows.append(row)
+        if len(samples) < num_samples:
+            samples.append((src, out, gt))
+    n = max(1, len(rows))
+    timing = {"model_s": t_model, "metrics_s": t_metrics, "model_ms_per_image": 1000 * t_model / n,
+              "metrics_ms_per_image": 1000 * t_metrics / n}
+    return rows, samples, timing
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m photosketch.evaluate",
+        description="FSIM / SSIM / L1 of a model on a paired photo-sketch test set.",
+    )
+    p.add_argument("--data_dir", required=True, help="DIR with photos/ + sketches/, or DIR/<split>/{photos,sketches}")
+    p.add_argument("--direction", required=True, choices=DIRECTIONS)
+    p.add_argument("--model", required=True,
+                   help="a classical style (xdog, pencil, lines), a registry name, a model folder, or a Hub id")
+    p.add_argument("--split", default="test", help="split folder under --data_dir, if it has splits (default: test)")
+    p.add_argument("--size", type=int, default=None,
+                   help="square working size the input is resized to (default: the model's sample_size, else 256)")
+    p.add_argument("--output_dir", default=None,
+                   help="where results.json and contact_sheet.png go (default: outputs/eval/<model>_<direction>)")
+    p.add_argument("--num_samples", type=int, default=16, help="rows in the contact sheet")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--styles_csv", default=None,
+                   help="CSV with columns name,style (file stem -> style) for per-style means (FS2K)")
+    p.add_argument("--lpips_weights", nargs="+", default=None, metavar="FILE",
+                   help="local LPIPS-VGG weight file(s): a full lpips.LPIPS(net='vgg') state dict, or torchvision "
+                        "vgg16 weights plus the LPIPS v0.1 linear layers (never downloaded)")
+    p.add_argument("--dists_weights", default=None, metavar="FILE",
+                   help="local DISTS weights (DISTS is not implemented; recorded as skipped)")
+    p.add_argument("--fid_weights", default=None, metavar="FILE",
+                   help="local FID Inception weights (FID is not implemented; recorded as skipped)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"photosketch.evaluate: error: {message}\n")
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.size is not None and args.size < 8:
+        return _fail(f"--size must be at least 8; got {args.size}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    try:
+        pairs = find_pairs(args.data_dir, args.split)
+        base = split_root(args.data_dir, args.split)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.limit is not None:
+        pairs = pairs[: max(0, args.limit)]
+    if not pairs:
+        return _fail("no pairs to evaluate (--limit 0?)")
+
+    styles = None
+    if args.styles_csv:
+        try:
+            styles = read_styles_csv(args.styles_csv)
+        except (OSError, ValueError) as exc:
+            return _fail(str(exc))
+
+    try:
+        model, kind = load_eval_model(args.model)
+    except ModelLoadError as exc:
+        return _fail(str(exc))
+    if kind == "classical" and args.direction != "photo2sketch":
+        return _fail(f"{args.model!r} is a classical photo -> sketch style; it cannot do {args.direction}")
+    channels = _in_channels(model)
+    if kind == "generator" and args.direction == "photo2sketch" and channels == 1:
+        logger.warning("%s takes 1-channel input: is it a sketch2photo model?", args.model)
+    size = args.size or _sample_size(model) or 256
+
+    lpips_model, lpips_reason = _lpips_entry(args.lpips_weights)
+    default_out = Path("outputs") / "eval" / f"{Path(args.model.rstrip('/')).name}_{args.direction}"
+    out_dir = Path(args.output_dir or default_out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    try:
+        rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles,
+                                         lpips_model=lpips_model, num_samples=args.num_samples,
+                                         progress=not args.quiet)
+    except ImageLoadError as exc:
+        return _fail(str(exc))
+    timing["total_s"] = time.perf_counter() - t0
+
+    keys = ["fsim", "ssim", "l1"] + (["fsimc"] if args.direction == "sketch2photo" else [])
+    keys += ["lpips"] if lpips_model is not None else []
+    means: dict[str, object] = _mean_rows(rows, keys)
+    if lpips_model is None:
+        means["lpips"] = lpips_reason
+    means["dists"] = (SKIPPED_NO_WEIGHTS if not args.dists_weights
+                      else "skipped: DISTS is not implemented in photosketch (no external packages)")
+    means["fid"] = (SKIPPED_NO_WEIGHTS if not args.fid_weights
+                    else "skipped: FID is not implemented in photosketch (no external packages)")
+    results = {
+        "model": args.model,
+        "model_kind": kind,
+        "model_class": type(model).__name__,
+        "params": sum(p.numel() for p in model.parameters()),
+        "direction": args.direction,
+        "data_dir": str(args.data_dir),
+        "split": args.split if base != Path(args.data_dir) else None,
+        "pairs_dir": str(base),
+        "n": len(rows),
+        "size": size,
+        "input_channels": channels,
+        "means": means,
+        "protocol": _PROTOCOL,
+        "timing": {**timing, "threads": torch.get_num_threads()},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
+        "per_image": rows,
+    }
+    if styles is not None:
+        by_style: dict[str, dict] = {}
+        for style in sorted({r["style"] for r in rows}):
+            group = [r for r in rows if r["style"] == style]
+            by_style[style] = {"n": len(group), **_mean_rows(group, keys)}
+        results["means_by_style"] = by_style
+        results["styles_csv"] = str(args.styles_csv)
+
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if samples:
+        contact_sheet(samples).save(out_dir / "contact_sheet.png")
+
+    summary = ", ".join(f"{k.upper()} {means[k]:.4f}" for k in keys if isinstance(means.get(k), float))
+    sys.stdout.write(f"{args.model} {args.direction} on {base} (n={len(rows)}): {summary}\n")
+    if styles is not None:
+        for style, m in results["means_by_style"].items():
+            parts = ", ".join(f"{k.upper()} {m[k]:.4f}" for k in keys if k in m)
+            sys.stdout.write(f"  style {style} (n={m['n']}): {parts}\n")
+    sys.stdout.write(f"wrote {out_dir / 'results.json'}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

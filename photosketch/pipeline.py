@@ -1,0 +1,237 @@
+"""``PhotoSketchPipeline``: any image in, a sketch (or a photo) out, at the input's size.
+
+    from photosketch import PhotoSketchPipeline
+    pipe = PhotoSketchPipeline.from_pretrained()            # best photo→sketch model installed
+    sketch = pipe("me.jpg")                                 # PIL image, same size as me.jpg
+    photos = PhotoSketchPipeline.from_pretrained("sketch2photo")(["a.png", "b.png"])
+
+Steps: load (EXIF rotation, transparency on white, any mode -> RGB / L), optional face crop,
+resize to the working size with PIL, run the model under ``torch.inference_mode()``, resize the
+result back to the input's (or the crop's) size.
+
+Working size: the image is scaled, keeping its aspect ratio, so its *shorter* side is ``size``
+(the ``size`` argument, else the model's ``sample_size``, else 256), with the longer side capped at
+``MAX_ASPECT * size``. Every generator is fully convolutional and pads any input to its stride
+(see ``photosketch.models``), so there is no need to squash the image to a square (which would
+distort faces and change their scale relative to training) or to letterbox it (padding bands the
+model never saw in training would waste compute and can bleed artefacts into the picture). The
+classical styles measure ``sigma`` in pixels, so a fixed working scale also makes their look
+independent of the input's resolution. Memory is bounded by ``size * MAX_ASPECT * size`` whatever the
+input, and large photos are shrunk by PIL before any tensor exists.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .face import FaceDetector
+from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
+from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
+
+__all__ = ["DEFAULT_SIZE", "MAX_ASPECT", "PhotoSketchPipeline"]
+
+logger = logging.getLogger(__name__)
+
+#: Working size (shorter side) when neither the caller nor the model's config gives one.
+DEFAULT_SIZE = 256
+#: The longer working side is at most this many times ``size`` (panoramas stay bounded).
+MAX_ASPECT = 4
+
+_LOAD_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "weights_dir")
+
+
+@contextmanager
+def _threads(n: int | None):
+    """``torch.set_num_threads(n)`` for the duration of the block only."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _accepts_strength(model: nn.Module) -> bool:
+    try:
+        return "strength" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def working_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(w, h) with the shorter side ``size`` and the aspect ratio kept (longer side <= MAX_ASPECT * size)."""
+    scale = size / min(width, height)
+    if max(width, height) * scale > MAX_ASPECT * size:
+        scale = MAX_ASPECT * size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class PhotoSketchPipeline:
+    """Run a photo→sketch or sketch→photo model (learned or classical) on user images.
+
+    Args:
+        model: any module mapping N x C x H x W in [-1, 1] to the same (a generator from
+            :mod:`photosketch.models` or a style from :mod:`photosketch.classical`).
+        direction: ``"photo2sketch"`` or ``"sketch2photo"``; only used for defaults and messages.
+        size: working size (shorter side, pixels); default: the model's ``sample_size`` or 256.
+        face_crop: crop to the largest face (with hair and chin) before running; the output then
+            has the crop's size. Faces are detected with OpenCV's Haar cascade; no face = whole image.
+        num_threads: torch CPU threads while the pipeline runs (restored afterwards).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        direction: str = "photo2sketch",
+        size: int | None = None,
+        face_crop: bool = False,
+        num_threads: int | None = None,
+    ) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+        self.model = model.eval()
+        self.direction = direction
+        config = getattr(model, "_hub_mixin_config", None) or {}
+        if size is None:
+            size = config.get("sample_size") or DEFAULT_SIZE
+        if int(size) < 1:
+            raise ValueError(f"size must be a positive number of pixels; got {size}")
+        self.size = int(size)
+        if num_threads is not None and int(num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1; got {num_threads}")
+        self.num_threads = num_threads
+        self.face_crop = bool(face_crop)
+        # Input channels follow the model: 1 -> grayscale. Classical styles take RGB (they compute
+        # luminance themselves); an unknown module gets RGB photos / grayscale sketches.
+        default_in = 3 if direction == "photo2sketch" else 1
+        self.in_channels = int(config.get("in_channels") or getattr(model, "in_channels", default_in))
+        self.takes_strength = _accepts_strength(model)
+        self._detector = FaceDetector()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        direction: str | None = None,
+        size: int | None = None,
+        face_crop: bool = False,
+        num_threads: int | None = None,
+        **load_kwargs,
+    ) -> PhotoSketchPipeline:
+        """Build a pipeline from a registry name, a model folder or a Hub repo id.
+
+        ``None`` picks :func:`photosketch.hub.default_model` for ``direction`` (photo→sketch by
+        default). The direction comes from the registry or, for folders, from the model's channels
+        (3→1 photo→sketch, 1→3 sketch→photo). ``load_kwargs`` go to :func:`photosketch.hub.load_model`
+        (``revision``, ``cache_dir``, ``token``, ``local_files_only``, ``force_download``, ``weights_dir``).
+
+        Raises:
+            KeyError: unknown model name.
+            photosketch.hub.ModelNotAvailableError: the model's weights are not installed.
+        """
+        unknown = set(load_kwargs) - set(_LOAD_KWARGS)
+        if unknown:
+            raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+        if name_or_path is None:
+            hub_kwargs = {k: v for k, v in load_kwargs.items() if k != "force_download"}
+            name_or_path = default_model(direction or "photo2sketch", **hub_kwargs)
+        spec = MODELS.get(os.fspath(name_or_path))
+        if spec is not None and direction is not None and spec.direction != direction:
+            raise ValueError(f"model {spec.name!r} is a {spec.direction} model, not {direction}")
+        model = load_model(name_or_path, **load_kwargs)
+        direction = direction or resolve_direction(name_or_path, model) or "photo2sketch"
+        return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads)
+
+    # -- pre / post processing ---------------------------------------------------------------
+
+    def _prepare(self, image: ImageInput, face_crop: bool) -> tuple[torch.Tensor, tuple[int, int]]:
+        img = load_image(image)
+        if face_crop:
+            img, _ = self._detector.crop(img)
+        target = img.size
+        img = to_mode(img, self.in_channels)
+        work = working_size(*img.size, self.size)
+        if work != img.size:
+            # PIL on the 8-bit image: shrinking a 4000x3000 photo this way is fast and antialiased;
+            # reducing_gap lets PIL first reduce by an integer factor (much faster, same quality).
+            shrinking = work[0] < img.width
+            img = img.resize(work, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC,
+                             reducing_gap=3.0 if shrinking else None)
+        return pil_to_tensor(img, self.in_channels), target
+
+    @staticmethod
+    def _finish(out: torch.Tensor, target: tuple[int, int]) -> Image.Image:
+        img = tensor_to_pil(out)
+        if img.size != target:
+            up = target[0] > img.width
+            img = img.resize(target, Image.Resampling.BICUBIC if up else Image.Resampling.LANCZOS)
+        return img
+
+    # -- running ---------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        face_crop: bool | None = None,
+        strength: float | None = None,
+        batch_size: int = 8,
+    ) -> Image.Image | list[Image.Image]:
+        """Convert one image (-> a PIL image) or a list (-> a list, same order).
+
+        Args:
+            images: a path, bytes, PIL image, numpy array, or a list of them.
+            face_crop: override the pipeline's ``face_crop`` for this call.
+            strength: line strength / darkness in [0, 1] for classical styles (learned models ignore it).
+            batch_size: images run through the model together (same working size only).
+
+        Raises:
+            photosketch.image.ImageLoadError: an input cannot be read.
+        """
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if strength is not None and not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1]; got {strength}")
+        if strength is not None and not self.takes_strength:
+            logger.debug("strength is ignored by %s", type(self.model).__name__)
+        crop = self.face_crop if face_crop is None else bool(face_crop)
+
+        outputs: list[Image.Image | None] = [None] * len(items)
+        with _threads(self.num_threads):
+            prepared = [self._prepare(item, crop) for item in items]
+            # Images of the same working size share a batch; order is restored by index.
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, (x, _) in enumerate(prepared):
+                groups.setdefault(tuple(x.shape), []).append(i)
+            device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
+            kwargs = {"strength": strength} if self.takes_strength and strength is not None else {}
+            with torch.inference_mode():
+                for indices in groups.values():
+                    for start in range(0, len(indices), batch_size):
+                        chunk = indices[start : start + batch_size]
+                        batch = torch.stack([prepared[i][0] for i in chunk]).to(device)
+                        out = self.model(batch, **kwargs).float().cpu()
+                        for j, i in enumerate(chunk):
+                            outputs[i] = self._finish(out[j], prepared[i][1])
+        return outputs[0] if single else outputs  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(model={type(self.model).__name__}, direction={self.direction!r}, "
+                f"size={self.size}, face_crop={self.face_crop})")

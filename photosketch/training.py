@@ -1,0 +1,554 @@
+"""What the trainers in ``train/`` share: losses, the image pool, arguments, schedules,
+checkpoints, validation grids, logging and export.
+
+Only the trainers import this module; it needs ``accelerate`` and ``diffusers`` (both runtime
+dependencies) but nothing optional (TensorBoard is used when installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .image import tensor_to_pil
+from .models import GENERATORS, build_generator
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GANLoss",
+    "ImagePool",
+    "TrainState",
+    "init_weights",
+    "JsonlLogger",
+    "add_common_args",
+    "build_generator_from_args",
+    "checkpoint_step",
+    "enforce_checkpoint_limit",
+    "export_generator",
+    "find_latest_checkpoint",
+    "get_lr_scheduler",
+    "log_validation_images",
+    "push_folder_to_hub",
+    "resolve_resume_checkpoint",
+    "save_validation_grid",
+    "sync_scheduler_lr",
+    "unwrap",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses and the image pool
+# ---------------------------------------------------------------------------------------------
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss against an all-real or all-fake target map.
+
+    ``"lsgan"``: least squares, MSE against 1 / 0 (Mao et al. 2017; CycleGAN sec. 4 uses it for
+    stability). ``"vanilla"``: the original cross-entropy GAN loss on logits (pix2pix eq. 1).
+    """
+
+    def __init__(self, mode: str = "lsgan", real_label: float = 1.0, fake_label: float = 0.0):
+        super().__init__()
+        if mode not in ("lsgan", "vanilla"):
+            raise ValueError(f"gan mode must be 'lsgan' or 'vanilla'; got {mode!r}")
+        self.mode = mode
+        self.real_label, self.fake_label = real_label, fake_label
+
+    def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        prediction = prediction.float()  # losses in fp32 under mixed precision
+        target = torch.full_like(prediction, self.real_label if target_is_real else self.fake_label)
+        if self.mode == "lsgan":
+            return nn.functional.mse_loss(prediction, target)
+        return nn.functional.binary_cross_entropy_with_logits(prediction, target)
+
+
+class ImagePool:
+    """History of generated images for the discriminator (Shrivastava et al. 2017; CycleGAN sec. 4).
+
+    ``query(images)`` returns a batch of the same size where each image is, with probability 0.5,
+    swapped for one generated earlier, so the discriminator does not chase the latest generator
+    only. ``size=0`` disables the pool. Its contents are part of a resumable run:
+    ``accelerator.register_for_checkpointing(pool)`` saves them through ``state_dict``.
+
+    Random draws use the global torch RNG, which accelerate checkpoints and restores.
+    """
+
+    def __init__(self, size: int = 50):
+        self.size = int(size)
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand(()).item() < 0.5:
+                i = int(torch.randint(0, self.size, ()).item())
+                out.append(self.images[i].clone().to(image.device, image.dtype))
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "images": [t.detach().cpu() for t in self.images]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.size = int(state["size"])
+        self.images = [t.clone() for t in state["images"]]
+
+    def to(self, device) -> "ImagePool":
+        self.images = [t.to(device) for t in self.images]
+        return self
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """N(0, 0.02) conv weights, zero biases, N(1, 0.02) batch-norm scales (pix2pix sec. 3.3 /
+    the reference implementation's ``init_type='normal'``)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+class TrainState:
+    """The global step, checkpointed with the run (``accelerator.register_for_checkpointing``) so a
+    resumed run does not depend on the checkpoint folder's name."""
+
+    def __init__(self, global_step: int = 0):
+        self.global_step = global_step
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = int(state["global_step"])
+
+
+def set_requires_grad(modules: nn.Module | Sequence[nn.Module], flag: bool) -> None:
+    """Freeze the discriminator(s) while the generator is updated (saves their gradient compute)."""
+    for m in [modules] if isinstance(modules, nn.Module) else modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def _default_report_to() -> str:
+    return "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else "none"
+
+
+LR_SCHEDULERS = ("constant_then_linear", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments every trainer takes (diffusers-examples names where one exists)."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data_dir", type=str, required=True,
+                   help="DIR with photos/ + sketches/, or DIR/{train,test}/{photos,sketches}.")
+    g.add_argument("--output_dir", type=str, default="runs/photosketch", help="Checkpoints, logs, validation grids and the exported model.")
+    g.add_argument("--resolution", type=int, default=256, help="Training images are resized/cropped to this square size.")
+    g.add_argument("--sketch_channels", type=int, default=1, choices=(1, 3), help="1 = grayscale sketches.")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="Flip, +-5 degree rotation, 0.9-1.0 random resized crop, photo colour jitter.")
+    g.add_argument("--face_crop", action=argparse.BooleanOptionalAction, default=False, help="Crop around the detected face first.")
+    g.add_argument("--dataloader_num_workers", type=int, default=0, help="0 loads in the main process.")
+
+    g = parser.add_argument_group("model")
+    g.add_argument("--generator", type=str, default="unet", choices=sorted(GENERATORS))
+    g.add_argument("--ngf", type=int, default=64, help="Generator width.")
+    g.add_argument("--n_blocks", type=int, default=None, help="Residual blocks (resnet: 9, compact: 6 by default).")
+    g.add_argument("--num_downs", type=int, default=None, help="U-Net levels; default log2(resolution), at most 8.")
+    g.add_argument("--norm", type=str, default=None, choices=("instance", "batch", "none"), help="Generator norm; default: the architecture's.")
+    g.add_argument("--dropout", type=float, default=None, help="Generator dropout (resnet/unet); default: the architecture's.")
+    g.add_argument("--ndf", type=int, default=64, help="Discriminator width.")
+    g.add_argument("--n_layers_d", type=int, default=3, help="PatchGAN layers (3 = 70x70 patches).")
+
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--train_batch_size", type=int, default=1, help="Per device.")
+    g.add_argument("--num_epochs", type=int, default=200)
+    g.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs when set.")
+    g.add_argument("--learning_rate", type=float, default=2e-4)
+    g.add_argument("--adam_beta1", type=float, default=0.5)
+    g.add_argument("--adam_beta2", type=float, default=0.999)
+    g.add_argument("--adam_weight_decay", type=float, default=0.0)
+    g.add_argument("--lr_scheduler", type=str, default="constant_then_linear", choices=LR_SCHEDULERS,
+                   help="constant_then_linear: constant, then linear decay to 0 from --decay_start_fraction "
+                        "(pix2pix/CycleGAN); the rest are diffusers' get_scheduler names.")
+    g.add_argument("--decay_start_fraction", type=float, default=0.5, help="For constant_then_linear.")
+    g.add_argument("--lr_warmup_steps", type=int, default=0)
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    g.add_argument("--max_grad_norm", type=float, default=None, help="Clip gradients to this norm (off by default).")
+    g.add_argument("--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"),
+                   help="Default: accelerate config / `accelerate launch --mixed_precision`, else no.")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=False, help="Keep an EMA of the generator and export it.")
+    g.add_argument("--ema_decay", type=float, default=0.999)
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the networks.")
+    g.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=False, help="NHWC memory format (faster on GPUs).")
+    g.add_argument("--allow_tf32", action=argparse.BooleanOptionalAction, default=True, help="TF32 matmuls on Ampere+ GPUs.")
+
+    g = parser.add_argument_group("checkpoints and logging")
+    g.add_argument("--checkpointing_steps", type=int, default=1000, help="Save a resumable checkpoint-{step} every N steps (0: never).")
+    g.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    g.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
+    g.add_argument("--validation_steps", type=int, default=500, help="Write validation/step-N.png every N steps (0: never).")
+    g.add_argument("--num_validation_images", type=int, default=4)
+    g.add_argument("--logging_steps", type=int, default=10, help="Log losses to trackers and logs.jsonl every N steps.")
+    g.add_argument("--report_to", type=str, default=_default_report_to(), choices=("none", "tensorboard", "wandb", "all"))
+    g.add_argument("--logging_dir", type=str, default="logs", help="Tracker folder, relative to --output_dir.")
+
+    g = parser.add_argument_group("hub")
+    g.add_argument("--push_to_hub", action=argparse.BooleanOptionalAction, default=False)
+    g.add_argument("--hub_model_id", type=str, default=None, help="user/name; default: the output folder name.")
+    g.add_argument("--hub_token", type=str, default=None, help="Default: HF_TOKEN / the saved login.")
+    return parser
+
+
+def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Argument checks that end in a one-line ``parser.error`` instead of a traceback mid-run."""
+    if not os.path.isdir(args.data_dir):
+        parser.error(f"--data_dir {args.data_dir}: no such folder")
+    if args.resolution < 16:
+        parser.error("--resolution must be at least 16")
+    for name in ("train_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        parser.error("--max_train_steps must be >= 1")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        parser.error("--checkpoints_total_limit must be >= 1")
+    if not 0.0 <= args.decay_start_fraction <= 1.0:
+        parser.error("--decay_start_fraction must be in [0, 1]")
+    if args.resume_from_checkpoint not in (None, "latest") and not os.path.isdir(args.resume_from_checkpoint):
+        parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint}: no such checkpoint folder")
+
+
+def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int) -> dict:
+    """Constructor arguments of ``--generator`` from the command line (only those it takes)."""
+    kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels, "ngf": args.ngf, "sample_size": args.resolution}
+    if args.generator in ("resnet", "compact") and args.n_blocks is not None:
+        kwargs["n_blocks"] = args.n_blocks
+    if args.generator == "unet":
+        # U-Net-256 has 8 levels, U-Net-128 7: the bottleneck reaches 1x1 (pix2pix appendix 6.1.1).
+        kwargs["num_downs"] = args.num_downs or max(5, min(8, int(math.log2(args.resolution))))
+    if args.norm is not None:
+        kwargs["norm"] = args.norm
+    elif args.generator == "unet":
+        # pix2pix trains at batch size 1 and keeps batch norm in training mode at test time, i.e.
+        # instance norm; using instance norm outright gives the exported (eval-mode) model the same
+        # behaviour as during training.
+        kwargs["norm"] = "instance"
+    if args.dropout is not None and args.generator in ("resnet", "unet"):
+        kwargs["dropout"] = args.dropout
+    return kwargs
+
+
+def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_channels: int) -> nn.Module:
+    return build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels))
+
+
+def tracker_names(report_to: str) -> str | list[str] | None:
+    return None if report_to == "none" else report_to
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules
+# ---------------------------------------------------------------------------------------------
+
+
+def get_lr_scheduler(
+    name: str,
+    optimizer: torch.optim.Optimizer,
+    num_training_steps: int,
+    num_warmup_steps: int = 0,
+    decay_start_fraction: float = 0.5,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A step-based schedule: ``constant_then_linear`` (pix2pix/CycleGAN: constant LR for the first
+    ``decay_start_fraction`` of training, then linear decay to zero) or any diffusers scheduler name.
+
+    Pass step counts multiplied by the number of processes: accelerate's prepared scheduler steps
+    once per process per optimizer step (as in the diffusers examples).
+    """
+    if name == "constant_then_linear":
+        decay_start = max(num_warmup_steps, int(num_training_steps * decay_start_fraction))
+
+        def factor(step: int) -> float:
+            # A plain function, not a callable object: LambdaLR would save and restore an object's
+            # fields, and a resumed run with a new --max_train_steps must follow the new schedule.
+            if step < num_warmup_steps:
+                return (step + 1) / (num_warmup_steps + 1)
+            if step < decay_start:
+                return 1.0
+            return max(0.0, (num_training_steps - step) / max(1, num_training_steps - decay_start))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(name, optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps)
+
+
+def sync_scheduler_lr(scheduler) -> None:
+    """After ``load_state``, recompute the optimizer's LR from the restored step with *this* run's
+    schedule (the saved LR was computed with the old run's ``--max_train_steps``)."""
+    inner = getattr(scheduler, "scheduler", scheduler)
+    lambdas = getattr(inner, "lr_lambdas", None)
+    if lambdas is None:
+        return
+    for group, base, fn in zip(inner.optimizer.param_groups, inner.base_lrs, lambdas):
+        group["lr"] = base * fn(inner.last_epoch)
+    inner._last_lr = [g["lr"] for g in inner.optimizer.param_groups]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The global step in a ``checkpoint-{step}`` folder name."""
+    m = _CHECKPOINT_RE.match(Path(path).name)
+    if not m:
+        raise ValueError(f"{path}: not a checkpoint-<step> folder")
+    return int(m.group(1))
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """``checkpoint-{step}`` folders in ``output_dir``, oldest (lowest step) first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _CHECKPOINT_RE.match(p.name)]
+    return sorted(found, key=checkpoint_step)
+
+
+def find_latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume: str | None) -> Path | None:
+    """``"latest"`` -> newest checkpoint in ``output_dir`` (None if there is none); a path -> itself."""
+    if not resume:
+        return None
+    if resume == "latest":
+        return find_latest_checkpoint(output_dir)
+    path = Path(resume)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{resume}: no such checkpoint folder")
+    return path
+
+
+def enforce_checkpoint_limit(output_dir: str | os.PathLike, total_limit: int | None) -> list[Path]:
+    """Before saving a new checkpoint, delete the oldest so at most ``total_limit`` remain after it."""
+    if not total_limit:
+        return []
+    found = list_checkpoints(output_dir)
+    excess = len(found) - (total_limit - 1)
+    removed = found[:max(0, excess)]
+    for path in removed:
+        logger.info("removing old checkpoint %s (--checkpoints_total_limit %d)", path, total_limit)
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, total_limit: int | None) -> Path:
+    """``accelerator.save_state`` into ``output_dir/checkpoint-{step}`` after pruning old ones."""
+    path = Path(output_dir) / f"checkpoint-{step}"
+    if accelerator.is_main_process:
+        enforce_checkpoint_limit(output_dir, total_limit)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(path))
+    logger.info("saved checkpoint %s", path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation images and logging
+# ---------------------------------------------------------------------------------------------
+
+
+def _to_rgb(t: torch.Tensor) -> np.ndarray:
+    return np.asarray(tensor_to_pil(t).convert("RGB"))
+
+
+def make_grid(rows: Sequence[Sequence[torch.Tensor]], pad: int = 2) -> Image.Image:
+    """Rows of (C, H, W) tensors in [-1, 1] (1 or 3 channels, same H and W) -> one RGB image."""
+    arrays = [[_to_rgb(t) for t in row] for row in rows]
+    h, w = arrays[0][0].shape[:2]
+    n_cols = max(len(r) for r in arrays)
+    grid = np.full((len(arrays) * (h + pad) + pad, n_cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, row in enumerate(arrays):
+        for j, arr in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y:y + h, x:x + w] = arr[:h, :w]
+    return Image.fromarray(grid)
+
+
+def save_validation_grid(
+    inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None, path: str | os.PathLike
+) -> Image.Image:
+    """Write a PNG with one row per image: input | output | target (NCHW batches in [-1, 1])."""
+    rows = []
+    for i in range(inputs.shape[0]):
+        row = [inputs[i], outputs[i]]
+        if targets is not None:
+            row.append(targets[i])
+        rows.append(row)
+    grid = make_grid(rows)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return grid
+
+
+def log_validation_images(accelerator, tag: str, grid: Image.Image, step: int) -> None:
+    """Send a validation grid to whichever trackers are active."""
+    arr = np.asarray(grid)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image(tag, arr, step, dataformats="HWC")
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({tag: [wandb.Image(grid)]}, step=step)
+
+
+class JsonlLogger:
+    """Append one JSON object per log call to a file; a no-op off the main process."""
+
+    def __init__(self, path: str | os.PathLike, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(self, values: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), "time": round(time.time(), 3)}
+        for k, v in values.items():
+            if isinstance(v, torch.Tensor):
+                v = v.item()
+            record[k] = float(v) if isinstance(v, (np.floating, np.integer)) else v
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export and the Hub
+# ---------------------------------------------------------------------------------------------
+
+
+def unwrap(model: nn.Module, accelerator=None) -> nn.Module:
+    """The plain module under DDP / torch.compile wrappers."""
+    if accelerator is not None:
+        return accelerator.unwrap_model(model, keep_torch_compile=False)
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+def export_generator(
+    model: nn.Module,
+    path: str | os.PathLike,
+    model_card_kwargs: dict | None = None,
+    ema=None,
+    accelerator=None,
+) -> Path:
+    """Save a trained generator in Hub layout (config.json, model.safetensors, README.md).
+
+    The model is unwrapped and copied to fp32 on CPU (the training copy is untouched); with an
+    ``ema`` (diffusers ``EMAModel``) its averaged weights are exported. ``path`` is replaced as a
+    whole so no stale file from an earlier export survives.
+    """
+    net = copy.deepcopy(unwrap(model, accelerator)).to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
+    if ema is not None:
+        ema.copy_to(net.parameters())
+    net.eval()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    net.save_pretrained(tmp, model_card_kwargs=model_card_kwargs or {})
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    logger.info("exported %s to %s", type(net).__name__, path)
+    return path
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, commit_message: str | None = None) -> str:
+    """Create ``repo_id`` if needed and upload ``folder`` to it; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id=repo_id, repo_type="model", exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        repo_type="model",
+        folder_path=str(folder),
+        commit_message=commit_message or "Upload photosketch generator",
+    )
+    logger.info("uploaded %s to %s", folder, repo_id)
+    return str(getattr(info, "commit_url", info))
+
+
+def default_hub_model_id(output_dir: str | os.PathLike, suffix: str = "") -> str:
+    name = Path(output_dir).resolve().name + (f"-{suffix}" if suffix else "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "photosketch"
+
+
+def format_command(argv: Iterable[str] | None, script: str) -> str:
+    import shlex
+
+    return " ".join(["python", script, *(shlex.quote(a) for a in (argv or []))])
+
+
+class Throughput:
+    """Images per second over the steps since the last call."""
+
+    def __init__(self):
+        self.t0, self.n = time.perf_counter(), 0
+
+    def add(self, n: int) -> None:
+        self.n += n
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        r = self.n / max(now - self.t0, 1e-9)
+        self.t0, self.n = now, 0
+        return r

@@ -1,0 +1,63 @@
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from photosketch.models import GENERATORS
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "latency.py"
+
+
+def _table_rows(out: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("| ") and not line.startswith("| model") and "---" not in line:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.setdefault(cells[0], cells)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def latency():
+    spec = importlib.util.spec_from_file_location("latency", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_cli_lists_every_generator_with_resnet9_ratio():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| model"))
+    assert "speedup vs ResNet-9" in header
+    rows = _table_rows(proc.stdout)
+    assert set(GENERATORS) <= set(rows)
+    assert rows["resnet"][-1] == "1.00x"  # the reference against itself
+    assert all(float(rows[name][-1].rstrip("x")) > 0 for name in GENERATORS)
+    assert "End-to-end pipeline" in proc.stdout
+
+
+def test_models_filter_keeps_reference_and_writes_json(latency, tmp_path, capsys):
+    out = tmp_path / "latency.json"
+    assert latency.main(["--quick", "--threads", "1", "--models", "compact", "--no_pipeline", "--output", str(out)]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert set(rows) == {"resnet (reference)", "compact"}
+    data = json.loads(out.read_text())
+    compact = next(r for r in data["models"] if r["model"] == "compact")
+    assert compact["params"] > 0 and compact["macs_per_image"] > 0 and compact["speedup_vs_resnet9"] > 1
+    assert latency.main(["--quick", "--models", "nope"]) == 2
+
+
+def test_count_macs_by_hand(latency):
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 5))
+    macs = latency.count_macs(model, torch.zeros(1, 3, 4, 4))
+    assert macs == 4 * 4 * 8 * 3 * 9 + 4 * 4 * 8 * 4 * 4 + 5 * 4 * 8 * 8

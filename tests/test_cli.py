@@ -1,0 +1,93 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_face
+from PIL import Image
+
+from photosketch.cli import main
+from photosketch.models import CompactGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, tmp_path):
+    """``python -m photosketch ...`` in a subprocess, offline, with empty weights/ and HF cache."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
+        "PHOTOSKETCH_WEIGHTS_DIR": str(tmp_path / "no-weights"),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    return subprocess.run([sys.executable, "-m", "photosketch", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_face((40, 32)).save(folder / "a.jpg")
+    make_face((24, 24), seed=1).convert("L").save(folder / "b.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("not an image, not picked up")
+    return folder
+
+
+def test_to_sketch_folder_with_a_corrupt_file(inputs, tmp_path):
+    out = tmp_path / "out"
+    r = run("to-sketch", inputs, "-o", out, "--model", "pencil", "--strength", "0.7", tmp_path=tmp_path)
+    assert r.returncode == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert Image.open(out / "a.png").size == (40, 32) and Image.open(out / "a.png").mode == "L"
+    errors = [line for line in r.stderr.splitlines() if line.startswith("photosketch:")]
+    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_to_photo_without_a_model_exits_2(inputs, tmp_path):
+    r = run("to-photo", inputs / "b.png", "-o", tmp_path / "out", tmp_path=tmp_path)
+    assert r.returncode == 2
+    assert "no sketch→photo model is installed" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_to_photo_with_a_model_folder(inputs, tmp_path):
+    model = tmp_path / "s2p"
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(model)
+    out = tmp_path / "photos"
+    r = run("to-photo", inputs / "b.png", inputs / "a.jpg", "-o", out, "--model", model, "--size", "32",
+            "--threads", "1", "--no-face-crop", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out / "b.png").mode == "RGB" and Image.open(out / "b.png").size == (24, 24)
+    assert Image.open(out / "a.png").size == (40, 32)
+
+
+def test_models_lists_what_is_usable(tmp_path):
+    r = run("models", tmp_path=tmp_path)
+    assert r.returncode == 0
+    assert "xdog" in r.stdout and "available" in r.stdout and "(default)" in r.stdout
+    line = next(line for line in r.stdout.splitlines() if line.strip().startswith("sketch2photo "))
+    assert "not installed" in line
+
+
+# In-process checks of argument handling (fast, no subprocess).
+
+
+def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_face().save(tmp_path / "x.png")
+    assert main(["to-sketch", "missing.jpg", "-o", "out"]) == 2
+    assert "missing.jpg: no such file or folder" in capsys.readouterr().err
+    assert main(["to-sketch", "x.png", "-o", "out", "--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nope'" in err and len(err.strip().splitlines()) == 1
+    assert main(["to-sketch", "x.png", "-o", "out", "--strength", "3"]) == 2
+    assert main(["to-photo", "x.png", "-o", "out", "--model", "xdog"]) == 2
+    assert "is a photo2sketch model" in capsys.readouterr().err
+    assert main(["-q", "to-sketch", "x.png", "x.png", "-o", "out", "--face-crop", "-v"]) == 0
+    assert (tmp_path / "out" / "x-1.png").is_file()  # same stem twice: no overwrite
+    assert (tmp_path / "out" / "x.png").is_file()

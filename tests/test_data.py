@@ -1,0 +1,138 @@
+"""photosketch.data: pair finding and the training datasets, on tiny generated images."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photosketch.data import AugmentParams, PairedDataset, UnpairedDataset, augment_image
+from tests.conftest import make_face
+
+
+def make_pairs(root, n=4, size=40):
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    (root / "sketches").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        face = make_face((size, size), seed=i)
+        face.save(root / "photos" / f"{i}.png")
+        Image.fromarray(255 - np.asarray(face.convert("L"))).save(root / "sketches" / f"{i}.jpg")
+    return root
+
+
+def test_paired_items_shapes_range_and_layouts(tmp_path):
+    make_pairs(tmp_path / "flat")
+    make_pairs(tmp_path / "split" / "train", n=3)
+    make_pairs(tmp_path / "split" / "test", n=2)
+    ds = PairedDataset(tmp_path / "flat", resolution=32)
+    assert len(ds) == 4
+    item = ds[0]
+    assert item["photo"].shape == (3, 32, 32) and item["sketch"].shape == (1, 32, 32) and item["name"] == "0"
+    for t in (item["photo"], item["sketch"]):
+        assert t.dtype == torch.float32 and -1 <= t.min() and t.max() <= 1
+    assert len(PairedDataset(tmp_path / "split", split="train", resolution=32)) == 3
+    assert len(PairedDataset(tmp_path / "split", split="test", resolution=32)) == 2
+    assert PairedDataset(tmp_path / "flat", resolution=32, sketch_channels=3)[0]["sketch"].shape == (3, 32, 32)
+
+
+def test_augmentation_is_seeded_per_item_and_epoch(tmp_path):
+    make_pairs(tmp_path)
+    a, b = PairedDataset(tmp_path, resolution=32, seed=1), PairedDataset(tmp_path, resolution=32, seed=1)
+    assert torch.equal(a[1]["photo"], b[1]["photo"]) and torch.equal(a[1]["sketch"], b[1]["sketch"])
+    b.set_epoch(1)
+    assert not torch.equal(a[1]["photo"], b[1]["photo"])
+    plain = PairedDataset(tmp_path, resolution=32, augment=False)
+    assert torch.equal(plain[2]["photo"], plain[2]["photo"])
+
+
+def test_pair_gets_the_same_geometric_augmentation():
+    # White background, so the photo's border fill and the sketch's white fill agree.
+    rgb = np.full((40, 40, 3), 255, np.uint8)
+    rgb[5:20, 8:14] = (10, 10, 10)  # an off-centre bar: a flip or crop mismatch moves it
+    photo = Image.fromarray(rgb)
+    sketch = photo.convert("L")
+    params = AugmentParams(flip=True, angle=4.0, scale=0.9, cx=0.2, cy=0.8)
+    p = np.asarray(augment_image(photo, params, 32, is_photo=True).convert("L"), dtype=float)
+    s = np.asarray(augment_image(sketch, params, 32, is_photo=False), dtype=float)
+    assert np.abs(p - s).max() <= 2
+    unflipped = np.asarray(augment_image(sketch, AugmentParams(angle=4.0, scale=0.9, cx=0.2, cy=0.8), 32, is_photo=False), float)
+    assert np.abs(unflipped - s).max() > 100
+
+
+def test_bad_file_skipped_with_warning_and_all_bad_raises(tmp_path, caplog):
+    make_pairs(tmp_path, n=3)
+    (tmp_path / "photos" / "1.png").write_bytes(b"garbage")
+    ds = PairedDataset(tmp_path, resolution=32)
+    with caplog.at_level(logging.WARNING, logger="photosketch.data"):
+        item = ds[1]
+    assert item["name"] == "2"  # replaced by the next readable pair
+    assert any("1.png" in r.getMessage() for r in caplog.records)
+    for i in (0, 2):
+        (tmp_path / "photos" / f"{i}.png").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="none of the 3"):
+        PairedDataset(tmp_path, resolution=32)[0]
+
+
+def test_empty_or_unmatched_folders_raise_clearly(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "sketches").mkdir()
+    with pytest.raises(FileNotFoundError, match="both need some"):
+        PairedDataset(tmp_path)
+    make_face((16, 16)).save(tmp_path / "photos" / "a.png")
+    make_face((16, 16)).save(tmp_path / "sketches" / "b.png")
+    with pytest.raises(ValueError, match="no photo matches"):
+        PairedDataset(tmp_path)
+    with pytest.raises(ValueError, match="sketch_source"):
+        PairedDataset(tmp_path, sketch_source="drawn")
+
+
+def test_line_drawing_sources(tmp_path):
+    pytest.importorskip("photosketch.classical")
+    make_pairs(tmp_path, n=6)
+    lines = PairedDataset(tmp_path, resolution=32, sketch_source="lines", augment=False)
+    real = PairedDataset(tmp_path, resolution=32, sketch_source="real", augment=False)
+    assert lines[0]["sketch"].shape == (1, 32, 32)
+    assert not torch.equal(lines[0]["sketch"], real[0]["sketch"])
+    mixed = PairedDataset(tmp_path, resolution=32, sketch_source="mixed", augment=False, seed=0)
+    picks = ["lines" if torch.equal(mixed[i]["sketch"], lines[i]["sketch"]) else "real" for i in range(6)]
+    assert picks == ["lines" if torch.equal(PairedDataset(tmp_path, resolution=32, sketch_source="mixed", augment=False,
+                                                          seed=0)[i]["sketch"], lines[i]["sketch"]) else "real"
+                     for i in range(6)]
+    # photos only: "lines" needs no sketches folder
+    only = tmp_path / "only"
+    (only / "photos").mkdir(parents=True)
+    make_face((20, 20)).save(only / "photos" / "x.png")
+    assert len(PairedDataset(only, resolution=32, sketch_source="lines")) == 1
+
+
+def test_unpaired_dataset_is_reproducible(tmp_path):
+    make_pairs(tmp_path, n=3)
+    for i in range(3, 5):
+        make_face((40, 40), seed=i).convert("L").save(tmp_path / "sketches" / f"{i}.png")
+    ds = UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32, seed=5)
+    assert len(ds) == 5
+    names = [ds[i]["sketch_name"] for i in range(5)]
+    again = UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32, seed=5)
+    assert names == [again[i]["sketch_name"] for i in range(5)]
+    assert torch.equal(ds[4]["photo"], again[4]["photo"]) and ds[4]["photo_name"] == "1"
+    with pytest.raises(FileNotFoundError):
+        UnpairedDataset(tmp_path / "photos", tmp_path / "nope")
+
+
+def test_face_crop_keeps_the_pair_aligned(tmp_path, monkeypatch):
+    face = pytest.importorskip("photosketch.face")
+    make_pairs(tmp_path, n=1, size=60)
+
+    def fake_crop(img, detector=None, **kw):  # the detector itself is tested in test_face.py
+        return img.crop((10, 5, 50, 55)), (10, 5, 40, 50)
+
+    monkeypatch.setattr(face, "crop_face", fake_crop)
+    monkeypatch.setattr(face, "FaceDetector", lambda: None)
+    item = PairedDataset(tmp_path, resolution=32, augment=False, face_crop=True)[0]
+    photo = Image.open(tmp_path / "photos" / "0.png").crop((10, 5, 50, 55)).resize((32, 32), Image.Resampling.BICUBIC)
+    sketch = Image.open(tmp_path / "sketches" / "0.jpg").crop((10, 5, 50, 55)).resize((32, 32), Image.Resampling.BICUBIC)
+    from photosketch.image import pil_to_tensor
+
+    assert torch.equal(item["photo"], pil_to_tensor(photo, 3))
+    assert torch.allclose(item["sketch"], pil_to_tensor(sketch, 1))

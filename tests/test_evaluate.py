@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from photosketch.evaluate import main
+from photosketch.models import CompactGenerator
+
+from conftest import make_face
+
+KEYS = {"model", "direction", "data_dir", "split", "n", "means", "per_image", "protocol", "timing"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def paired(tmp_path):
+    """4 photo / sketch pairs of 48x40 under DIR/test/{photos,sketches}."""
+    root = tmp_path / "data"
+    for sub in ("photos", "sketches"):
+        (root / "test" / sub).mkdir(parents=True)
+    for i in range(4):
+        photo = make_face((48, 40), seed=i)
+        photo.save(root / "test" / "photos" / f"{i:02d}.png")
+        sketch = ImageOps.autocontrast(ImageOps.invert(photo.convert("L")))  # any gray image will do
+        sketch.save(root / "test" / "sketches" / f"{i:02d}.jpg")
+    return root
+
+
+def _results(out_dir):
+    return json.loads((out_dir / "results.json").read_text())
+
+
+def test_classical_photo2sketch(paired, tmp_path):
+    pytest.importorskip("photosketch.classical")
+    out = tmp_path / "out"
+    rc = main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog",
+               "--output_dir", str(out), "--size", "64", "--quiet", "--num_samples", "2"])
+    assert rc == 0
+    r = _results(out)
+    assert KEYS <= set(r)
+    assert r["n"] == 4 and len(r["per_image"]) == 4 and r["split"] == "test"
+    for key in ("fsim", "ssim", "l1"):
+        assert -1.0 <= r["means"][key] <= 1.0  # SSIM can be negative; FSIM and L1 are in [0, 1]
+        assert r["means"][key] == pytest.approx(np.mean([row[key] for row in r["per_image"]]))
+    assert r["means"]["lpips"].startswith("skipped: weights not available")
+    assert r["means"]["fid"].startswith("skipped")
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.height > 2 * 40  # two rows
+
+
+def test_generator_folder_both_directions(paired, tmp_path):
+    torch.manual_seed(0)
+    p2s = tmp_path / "p2s"
+    CompactGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32).save_pretrained(p2s)
+    out = tmp_path / "out_p2s"
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(p2s),
+                 "--output_dir", str(out), "--quiet", "--limit", "3"]) == 0
+    r = _results(out)
+    assert r["n"] == 3 and r["size"] == 32 and r["model_class"] == "CompactGenerator"
+    assert (out / "contact_sheet.png").is_file()
+
+    s2p = tmp_path / "s2p"
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(s2p)
+    styles = tmp_path / "styles.csv"
+    styles.write_text("name,style\n00.jpg,1\n01,1\n02,2\n")
+    out = tmp_path / "out_s2p"
+    assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", str(s2p),
+                 "--output_dir", str(out), "--quiet", "--styles_csv", str(styles)]) == 0
+    r = _results(out)
+    assert r["n"] == 4 and r["input_channels"] == 1
+    assert 0.0 <= r["means"]["fsimc"] <= 1.0
+    by_style = r["means_by_style"]
+    assert {k: v["n"] for k, v in by_style.items()} == {"1": 2, "2": 1, "unlisted": 1}
+    assert set(by_style["1"]) >= {"fsim", "ssim", "l1", "fsimc"}
+
+
+def test_errors_exit_2_without_traceback(paired, tmp_path, capsys):
+    assert main(["--data_dir", str(tmp_path / "missing"), "--direction", "photo2sketch", "--model", "xdog"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("photosketch.evaluate: error:") and "Traceback" not in err and err.count("\n") == 1
+
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "nope"),
+                 "--output_dir", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(empty),
+                 "--output_dir", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_classical_cannot_do_sketch2photo(paired, tmp_path, capsys):
+    pytest.importorskip("photosketch.classical")
+    assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", "pencil",
+                 "--output_dir", str(tmp_path / "o")]) == 2
+    assert "sketch2photo" in capsys.readouterr().err

@@ -1,0 +1,174 @@
+import time
+
+import pytest
+import torch
+
+from photosketch import hub
+from photosketch.classical import LineDrawing, PencilSketch, XDoG
+from photosketch.hub import (
+    MODELS,
+    ModelNotAvailableError,
+    available_models,
+    default_model,
+    load_model,
+    resolve_direction,
+)
+from photosketch.models import CompactGenerator
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def save_tiny(folder, n_blocks=1, in_channels=3, out_channels=1):
+    """A tiny generator folder in Hub layout; n_blocks tags where a loaded model came from."""
+    CompactGenerator(in_channels=in_channels, out_channels=out_channels, ngf=8, n_blocks=n_blocks).save_pretrained(folder)
+    return folder
+
+
+def fake_cache(cache_dir, repo_id, **kw):
+    """An offline HF cache entry laid out like huggingface_hub's: models--org--name/{refs/main, snapshots/<commit>/}."""
+    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    save_tiny(repo / "snapshots" / COMMIT, **kw)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    return cache_dir
+
+
+def tag(model):
+    return model._hub_mixin_config["n_blocks"]
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    """An empty shipped-weights folder in place of the repo's weights/ (which training may fill)."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", folder)
+    return folder
+
+
+@pytest.fixture
+def cache(tmp_path):
+    folder = tmp_path / "hf-cache"
+    folder.mkdir()
+    return folder
+
+
+def test_registry_entries():
+    assert {"xdog", "pencil", "photo2sketch", "sketch2photo"} <= set(MODELS)
+    assert MODELS["photo2sketch"].repo_id == "photosketch/photo2sketch"
+    assert MODELS["sketch2photo"].direction == "sketch2photo"
+    assert MODELS["xdog"].style == "xdog" and MODELS["xdog"].repo_id is None
+    for name, spec in MODELS.items():
+        assert spec.name == name and (spec.style is None) != (spec.repo_id is None)
+
+
+def test_local_dir_follows_weights_dir(weights):
+    assert MODELS["photo2sketch"].local_dir == weights / "photo2sketch"
+
+
+def test_unknown_name_lists_valid_names(weights):
+    with pytest.raises(KeyError, match="lines, pencil, photo2sketch, sketch2photo, xdog"):
+        load_model("no-such-model")
+
+
+@pytest.mark.parametrize("name, cls", [("xdog", XDoG), ("pencil", PencilSketch), ("lines", LineDrawing)])
+def test_classical_models_always_load(weights, name, cls):
+    model = load_model(name)
+    assert isinstance(model, cls) and not model.training
+
+
+def test_nothing_installed_is_a_clear_error(weights, cache):
+    with pytest.raises(ModelNotAvailableError, match="no sketch→photo model is installed: train one with train/pix2pix.py") as info:
+        load_model("sketch2photo", cache_dir=cache)
+    assert isinstance(info.value, LookupError) and "\n" not in str(info.value)
+    with pytest.raises(ModelNotAvailableError, match="photo→sketch"):
+        load_model("photo2sketch", cache_dir=cache)
+
+
+def test_shipped_folder(weights, cache):
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    model = load_model("photo2sketch", cache_dir=cache)
+    assert isinstance(model, CompactGenerator) and tag(model) == 2 and not model.training
+
+
+def test_cache_beats_shipped_folder(weights, cache):
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    fake_cache(cache, "photosketch/photo2sketch", n_blocks=3)
+    assert tag(load_model("photo2sketch", cache_dir=cache)) == 3
+
+
+def test_explicit_path_beats_everything(weights, cache, tmp_path):
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    fake_cache(cache, "photosketch/photo2sketch", n_blocks=3)
+    folder = save_tiny(tmp_path / "mine", n_blocks=4)
+    assert tag(load_model(folder, cache_dir=cache)) == 4
+    assert tag(load_model(str(folder))) == 4
+
+
+def test_folder_without_config_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_model(tmp_path / "empty")
+
+
+def test_repo_id_outside_the_registry_uses_the_cache(weights, cache):
+    fake_cache(cache, "someone/my-sketcher", n_blocks=5)
+    assert tag(load_model("someone/my-sketcher", cache_dir=cache)) == 5
+    with pytest.raises(ModelNotAvailableError, match="'someone/other' was not found"):
+        load_model("someone/other", cache_dir=cache)
+
+
+def test_unreachable_hub_falls_through_quickly(weights, cache, monkeypatch):
+    # Online mode, but every request fails as with no network: no retries, straight to weights/.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub.constants, "is_offline_mode", lambda: False)
+    calls = []
+
+    def no_network(self, repo_id, **kwargs):
+        calls.append((repo_id, kwargs.get("timeout")))
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", no_network)
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    start = time.monotonic()
+    assert tag(load_model("photo2sketch", cache_dir=cache)) == 2
+    assert time.monotonic() - start < 5
+    assert calls == [("photosketch/photo2sketch", hub.HUB_PROBE_TIMEOUT)]
+
+
+def test_broken_cached_checkpoint_fails_loudly(weights, cache):
+    fake_cache(cache, "photosketch/photo2sketch", n_blocks=3)
+    config = cache / "models--photosketch--photo2sketch" / "snapshots" / COMMIT / "config.json"
+    config.write_text(config.read_text().replace('"n_blocks": 3', '"n_blocks": 1'))  # weights have 3 blocks
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    with pytest.raises(RuntimeError):  # strict loading: never silently fall back past a corrupt model
+        load_model("photo2sketch", cache_dir=cache)
+
+
+def test_available_and_default_models(weights, cache):
+    assert available_models("photo2sketch", cache_dir=cache) == ["xdog", "pencil", "lines"]
+    assert available_models("sketch2photo", cache_dir=cache) == []
+    assert default_model("photo2sketch", cache_dir=cache) == "xdog"
+    assert default_model("sketch2photo", cache_dir=cache) == "sketch2photo"
+
+    save_tiny(weights / "sketch2photo", in_channels=1, out_channels=3)
+    fake_cache(cache, "photosketch/photo2sketch")
+    assert available_models("photo2sketch", cache_dir=cache) == ["photo2sketch", "xdog", "pencil", "lines"]
+    assert available_models("sketch2photo", cache_dir=cache) == ["sketch2photo"]
+    assert default_model("photo2sketch", cache_dir=cache) == "photo2sketch"
+    with pytest.raises(ValueError, match="direction must be one of"):
+        default_model("photo2photo")
+
+
+def test_weights_dir_argument(tmp_path, cache):
+    save_tiny(tmp_path / "elsewhere" / "photo2sketch", n_blocks=2)
+    assert tag(load_model("photo2sketch", weights_dir=tmp_path / "elsewhere", cache_dir=cache)) == 2
+    assert default_model("photo2sketch", weights_dir=tmp_path / "elsewhere", cache_dir=cache) == "photo2sketch"
+
+
+def test_resolve_direction(tmp_path):
+    assert resolve_direction("xdog") == "photo2sketch"
+    assert resolve_direction("sketch2photo") == "sketch2photo"
+    assert resolve_direction("x", CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1)) == "sketch2photo"
+    assert resolve_direction("x", CompactGenerator(in_channels=3, out_channels=3, ngf=8, n_blocks=1)) is None
+    assert resolve_direction("x", torch.nn.Identity()) is None

@@ -1,0 +1,217 @@
+import io
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_face
+from PIL import Image
+
+from photosketch import ImageLoadError, PhotoSketchPipeline
+from photosketch import hub as hub_module
+from photosketch.classical import PencilSketch, XDoG
+from photosketch.hub import ModelNotAvailableError
+from photosketch.models import CompactGenerator
+from photosketch.pipeline import working_size
+
+
+@pytest.fixture
+def pipe():
+    return PhotoSketchPipeline(XDoG(), size=64)
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(hub_module, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def tiny(in_channels=3, out_channels=1):
+    return CompactGenerator(in_channels=in_channels, out_channels=out_channels, ngf=8, n_blocks=1, sample_size=32)
+
+
+def encode(img, fmt, **kw):
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_single_pil_in_pil_out(pipe, face_image):
+    out = pipe(face_image)
+    assert isinstance(out, Image.Image) and out.mode == "L" and out.size == face_image.size
+
+
+def test_exif_rotation_is_applied(pipe, tmp_path):
+    img = Image.new("RGB", (60, 30), (200, 180, 160))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    path = tmp_path / "phone.jpg"
+    img.save(path, exif=exif.tobytes())
+    assert pipe(path).size == (30, 60)
+
+
+def test_transparent_becomes_white(pipe):
+    rgba = Image.new("RGBA", (48, 40), (0, 0, 0, 0))  # fully transparent black
+    rgba.paste((10, 10, 10, 255), (16, 12, 32, 28))
+    out = np.asarray(pipe(rgba))
+    assert out.shape == (40, 48)
+    assert out[:6].min() > 240 and out[:, :6].min() > 240  # transparent border -> white paper
+    assert out.min() < 100  # the opaque square still draws lines
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_face().convert("L"),
+        lambda: make_face().convert("P"),
+        lambda: Image.open(io.BytesIO(encode(make_face().convert("CMYK"), "JPEG"))),
+        lambda: Image.open(io.BytesIO(encode(Image.fromarray((np.arange(64 * 50).reshape(50, 64) * 20).astype(np.uint16)), "PNG"))),
+        lambda: Image.new("RGB", (8, 8), (90, 60, 30)),
+        lambda: Image.new("1", (20, 10), 1),
+        lambda: make_face().convert("LA"),
+    ],
+    ids=["L", "P", "CMYK-jpeg", "I;16-png", "8x8", "1-bit", "LA"],
+)
+def test_any_mode_and_size(pipe, make):
+    img = make()
+    out = pipe(img)
+    assert out.mode == "L" and out.size == img.size
+
+
+def test_16_bit_png_keeps_its_range(pipe, tmp_path):
+    arr = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (48, 1))
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    assert Image.open(path).mode.startswith("I")
+    out = pipe(path)
+    assert out.size == (64, 48)
+
+
+def test_numpy_and_bytes_inputs(pipe, face_image):
+    arr = np.asarray(face_image)
+    expected = np.asarray(pipe(face_image), dtype=int)
+    for x in (arr, arr.astype(np.float32) / 255, encode(face_image, "PNG")):
+        out = pipe(x)
+        assert out.size == face_image.size
+        assert np.abs(np.asarray(out, dtype=int) - expected).max() <= 2
+
+
+def test_large_photo_is_fast_and_full_size(face_image):
+    big = face_image.resize((4000, 3000))
+    pipe = PhotoSketchPipeline(tiny(), size=None)
+    start = time.monotonic()
+    out = pipe(big)
+    elapsed = time.monotonic() - start
+    assert out.size == (4000, 3000) and out.mode == "L"
+    assert elapsed < 10, f"{elapsed:.1f}s for a 4000x3000 photo"
+
+
+def test_working_size_keeps_aspect_and_is_bounded():
+    assert working_size(4000, 3000, 256) == (341, 256)
+    assert working_size(8, 8, 256) == (256, 256)
+    assert working_size(10000, 100, 256) == (1024, 10)
+    assert working_size(250, 200, 256) == (320, 256)
+
+
+@pytest.mark.parametrize("blob", [b"", b"not an image", encode(make_face(), "PNG")[:200]], ids=["empty", "text", "truncated"])
+def test_unreadable_input_is_a_one_line_error(pipe, blob, tmp_path):
+    path = tmp_path / "bad.png"
+    path.write_bytes(blob)
+    with pytest.raises(ImageLoadError) as info:
+        pipe(path)
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert "\n" not in message and "bad.png" in message
+    with pytest.raises(ImageLoadError, match="no such file"):
+        pipe(tmp_path / "missing.jpg")
+
+
+def test_list_in_list_out_in_batches(pipe):
+    images = [make_face((64, 64), seed=0), make_face((40, 30), seed=1), Image.new("L", (8, 8), 200), make_face((64, 64), seed=2)]
+    outs = pipe(images, batch_size=2)
+    assert isinstance(outs, list) and [o.size for o in outs] == [i.size for i in images]
+    singles = [pipe(i) for i in images]
+    for a, b in zip(outs, singles):
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
+    assert pipe([]) == []
+    assert isinstance(pipe((images[0],)), list)
+
+
+def test_thread_count_is_restored(face_image):
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return x[:, :1]
+
+    target = 1 if before != 1 else 2
+    PhotoSketchPipeline(Spy(), num_threads=target)(face_image)
+    assert seen == [target]
+    assert torch.get_num_threads() == before
+
+
+def test_strength_reaches_classical_styles_only(face_image):
+    pipe = PhotoSketchPipeline(PencilSketch(), size=64)
+    light = np.asarray(pipe(face_image, strength=0.0), dtype=float).mean()
+    dark = np.asarray(pipe(face_image, strength=1.0), dtype=float).mean()
+    assert dark < light
+    learned = PhotoSketchPipeline(tiny().eval())
+    assert np.array_equal(np.asarray(learned(face_image, strength=0.0)), np.asarray(learned(face_image, strength=1.0)))
+    with pytest.raises(ValueError, match="strength"):
+        pipe(face_image, strength=2)
+
+
+def test_tiny_learned_models_both_directions(face_image):
+    p2s = PhotoSketchPipeline(tiny(3, 1))
+    assert p2s.size == 32 and p2s.in_channels == 3  # from the model's config
+    out = p2s(face_image)
+    assert out.mode == "L" and out.size == face_image.size
+
+    s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", size=48)
+    assert s2p.size == 48 and s2p.in_channels == 1
+    sketch = face_image.convert("L").resize((50, 70))
+    out = s2p(sketch)
+    assert out.mode == "RGB" and out.size == (50, 70)
+    assert s2p(face_image).mode == "RGB"  # an RGB "sketch" is turned to grayscale first
+
+
+def test_face_crop_output_is_the_crop():
+    from test_face import drawn_face
+
+    photo = Image.new("RGB", (600, 400), (90, 120, 160))
+    photo.paste(drawn_face(200), (350, 150))
+    pipe = PhotoSketchPipeline(XDoG(), size=64, face_crop=True)
+    out = pipe(photo)
+    assert out.size != photo.size and out.size[1] / out.size[0] == pytest.approx(1.25, rel=0.05)
+    assert pipe(photo, face_crop=False).size == photo.size
+    blank = Image.new("RGB", (90, 70), (200, 200, 200))
+    assert pipe(blank).size == blank.size  # no face: the whole image
+
+
+def test_from_pretrained(weights, tmp_path):
+    pipe = PhotoSketchPipeline.from_pretrained(cache_dir=tmp_path)
+    assert isinstance(pipe.model, XDoG) and pipe.direction == "photo2sketch"  # no learned weights yet
+
+    with pytest.raises(ModelNotAvailableError, match="sketch→photo"):
+        PhotoSketchPipeline.from_pretrained(direction="sketch2photo", cache_dir=tmp_path)
+
+    tiny(1, 3).save_pretrained(weights / "sketch2photo")
+    pipe = PhotoSketchPipeline.from_pretrained(direction="sketch2photo", cache_dir=tmp_path)
+    assert pipe.direction == "sketch2photo" and pipe.in_channels == 1 and pipe.size == 32
+
+    tiny(3, 1).save_pretrained(weights / "photo2sketch")
+    pipe = PhotoSketchPipeline.from_pretrained(cache_dir=tmp_path, size=40)
+    assert isinstance(pipe.model, CompactGenerator) and pipe.size == 40
+
+    folder = tmp_path / "mine"
+    tiny(1, 3).save_pretrained(folder)
+    assert PhotoSketchPipeline.from_pretrained(folder).direction == "sketch2photo"  # from its channels
+
+    with pytest.raises(ValueError, match="is a photo2sketch model"):
+        PhotoSketchPipeline.from_pretrained("xdog", direction="sketch2photo")
+    with pytest.raises(KeyError, match="choose one of"):
+        PhotoSketchPipeline.from_pretrained("nope")
