@@ -114,8 +114,20 @@ def _border_fill(img: Image.Image):
     return int(med) if np.ndim(med) == 0 else tuple(int(v) for v in med)
 
 
+def square_crop_resize(img: Image.Image, resolution: int, scale: float = 1.0, cx: float = 0.5, cy: float = 0.5) -> Image.Image:
+    """Crop a square of side ``scale * min(w, h)`` at (cx, cy) of the free margin, resize to ``resolution``.
+
+    Square crops keep the aspect ratio, so a face has the same proportions in training as in the
+    pipeline, which scales the shorter side to the model size and runs the whole image.
+    """
+    w, h = img.size
+    side = min(w, h) * scale
+    left, top = (w - side) * cx, (h - side) * cy
+    return img.resize((resolution, resolution), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+
+
 def augment_image(img: Image.Image, params: AugmentParams, resolution: int, *, is_photo: bool) -> Image.Image:
-    """Flip, rotate, random-resized-crop to ``resolution`` x ``resolution`` and (photos only) colour jitter.
+    """Flip, rotate, random square crop resized to ``resolution`` x ``resolution`` and (photos only) colour jitter.
 
     Sketches get a white fill where the rotation uncovers the canvas (they are drawn on white paper);
     photos get their border colour.
@@ -125,10 +137,7 @@ def augment_image(img: Image.Image, params: AugmentParams, resolution: int, *, i
     if params.angle:
         fill = _border_fill(img) if is_photo else (255 if img.mode == "L" else (255, 255, 255))
         img = img.rotate(params.angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
-    w, h = img.size
-    cw, ch = w * params.scale, h * params.scale
-    left, top = (w - cw) * params.cx, (h - ch) * params.cy
-    img = img.resize((resolution, resolution), Image.Resampling.BICUBIC, box=(left, top, left + cw, top + ch))
+    img = square_crop_resize(img, resolution, params.scale, params.cx, params.cy)
     if is_photo:
         img = ImageEnhance.Brightness(img).enhance(params.brightness)
         img = ImageEnhance.Contrast(img).enhance(params.contrast)
@@ -209,10 +218,9 @@ class _ImageDataset(Dataset):
     def _tensors(self, photo: Image.Image, sketch: Image.Image, params: AugmentParams | None) -> tuple:
         photo = to_mode(photo, self.photo_channels)
         sketch = to_mode(sketch, self.sketch_channels)
-        if params is None:  # no augmentation: plain resize
-            size = (self.resolution, self.resolution)
-            photo = photo.resize(size, Image.Resampling.BICUBIC)
-            sketch = sketch.resize(size, Image.Resampling.BICUBIC)
+        if params is None:  # no augmentation: centre square crop
+            photo = square_crop_resize(photo, self.resolution)
+            sketch = square_crop_resize(sketch, self.resolution)
         else:
             photo = augment_image(photo, params, self.resolution, is_photo=True)
             sketch = augment_image(sketch, params, self.resolution, is_photo=False)
@@ -335,9 +343,8 @@ class UnpairedDataset(_ImageDataset):
             photo = augment_image(photo, AugmentParams.sample(rng), self.resolution, is_photo=True)
             sketch = augment_image(sketch, AugmentParams.sample(self._rng(index, 1)), self.resolution, is_photo=False)
         else:
-            size = (self.resolution, self.resolution)
-            photo = photo.resize(size, Image.Resampling.BICUBIC)
-            sketch = sketch.resize(size, Image.Resampling.BICUBIC)
+            photo = square_crop_resize(photo, self.resolution)
+            sketch = square_crop_resize(sketch, self.resolution)
         return {
             "photo": pil_to_tensor(photo, self.photo_channels),
             "sketch": pil_to_tensor(sketch, self.sketch_channels),

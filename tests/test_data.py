@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from photosketch.data import AugmentParams, PairedDataset, UnpairedDataset, augment_image
+from photosketch.data import AugmentParams, PairedDataset, UnpairedDataset, augment_image, square_crop_resize
 from tests.conftest import make_face
 
 
@@ -130,8 +130,9 @@ def test_face_crop_keeps_the_pair_aligned(tmp_path, monkeypatch):
     monkeypatch.setattr(face, "crop_face", fake_crop)
     monkeypatch.setattr(face, "FaceDetector", lambda: None)
     item = PairedDataset(tmp_path, resolution=32, augment=False, face_crop=True)[0]
-    photo = Image.open(tmp_path / "photos" / "0.png").crop((10, 5, 50, 55)).resize((32, 32), Image.Resampling.BICUBIC)
-    sketch = Image.open(tmp_path / "sketches" / "0.jpg").crop((10, 5, 50, 55)).resize((32, 32), Image.Resampling.BICUBIC)
+    # unaugmented items are centre square crops (aspect kept), resized to the resolution
+    photo = square_crop_resize(Image.open(tmp_path / "photos" / "0.png").crop((10, 5, 50, 55)), 32)
+    sketch = square_crop_resize(Image.open(tmp_path / "sketches" / "0.jpg").crop((10, 5, 50, 55)), 32)
     from photosketch.image import pil_to_tensor
 
     assert torch.equal(item["photo"], pil_to_tensor(photo, 3))
