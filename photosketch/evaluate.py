@@ -4,9 +4,11 @@
     python -m photosketch.evaluate --data_dir data/cufs --split test --direction photo2sketch \\
         --model weights/photo2sketch --output_dir results/photo2sketch
 
-Protocol (as in chaofengc/Face-Sketch-SCG's ``evaluate.py``): each input is resized (bicubic) to
-the model's square working size (``--size``, default the model's ``sample_size``, else 256), the
-output is resized (bicubic) back to the ground truth's size and quantised to 8 bits, as if saved
+Protocol (after chaofengc/Face-Sketch-SCG's ``evaluate.py``): each input is resized (bicubic) so
+its shorter side is the model's working size (``--size``, default the model's ``sample_size``, else
+256) with the aspect ratio kept, exactly as :class:`~photosketch.pipeline.PhotoSketchPipeline` does
+(SCG squashes to a square; our trainers crop squares from aspect-kept images, so squashing would
+measure a distortion users never see). The output is resized (bicubic) back to the ground truth's size and quantised to 8 bits, as if saved
 as PNG, then compared with the ground truth. Sketches are compared in gray (``L``); photos are
 compared on luminance (FSIM, SSIM, L1) and in colour with FSIMc (which Face-Sketch-SCG reports via
 pyiqa's ``fsim``, chromatic by default). Metric references: :mod:`photosketch.metrics`.
@@ -39,6 +41,7 @@ from torch import nn
 from . import metrics
 from .data import find_pairs, split_root
 from .image import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil, to_mode
+from .pipeline import working_size
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ DIRECTIONS = ("photo2sketch", "sketch2photo")
 SKIPPED_NO_WEIGHTS = "skipped: weights not available"
 _PROTOCOL = {
     "reference": "chaofengc/Face-Sketch-SCG evaluate.py / metric.py",
-    "input": "resized to size x size with PIL bicubic",
+    "input": "resized with PIL bicubic so the shorter side is the model size, aspect kept (as PhotoSketchPipeline does)",
     "output": "resized back to the ground truth's size with PIL bicubic, quantised to uint8",
     "sketch_comparison": "grayscale (L) output vs grayscale ground truth",
     "photo_comparison": "fsim, ssim, l1 on luminance Y = 0.299 R + 0.587 G + 0.114 B; fsimc in colour (YIQ)",
@@ -162,7 +165,9 @@ def read_styles_csv(path: str | os.PathLike) -> dict[str, str]:
 def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int) -> Image.Image:
     img = to_mode(image, channels)
     if size:
-        img = img.resize((size, size), Image.BICUBIC)
+        # Shorter side to the model size, aspect kept: what PhotoSketchPipeline does, and the
+        # proportions the trainers' square crops show the model.
+        img = img.resize(working_size(img.width, img.height, size), Image.BICUBIC)
     x = pil_to_tensor(img, channels)[None]
     with torch.inference_mode():
         y = model(x)

@@ -49,6 +49,8 @@ __all__ = [
     "save_validation_grid",
     "sync_scheduler_lr",
     "unwrap",
+    "validation_images",
+    "validation_split",
 ]
 
 
@@ -170,11 +172,17 @@ def _default_report_to() -> str:
 LR_SCHEDULERS = ("constant_then_linear", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments every trainer takes (diffusers-examples names where one exists)."""
+def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = True) -> argparse.ArgumentParser:
+    """Arguments every trainer takes (diffusers-examples names where one exists).
+
+    ``data_dir_required=False`` for trainers that can also take their folders one by one
+    (``train/cyclegan.py --photo_dir ... --sketch_dir ...``).
+    """
     g = parser.add_argument_group("data")
-    g.add_argument("--data_dir", type=str, required=True,
-                   help="DIR with photos/ + sketches/, or DIR/{train,test}/{photos,sketches}.")
+    g.add_argument("--data_dir", type=str, required=data_dir_required, default=None,
+                   help="DIR with photos/ + sketches/, or DIR/{train,val,test}/{photos,sketches}: trains on DIR/train; "
+                        "validation grids show DIR/val when it exists, else the first training images (unaugmented). "
+                        "DIR/test is never used in training (keep it for evaluation).")
     g.add_argument("--output_dir", type=str, default="runs/photosketch", help="Checkpoints, logs, validation grids and the exported model.")
     g.add_argument("--resolution", type=int, default=256, help="Training images are resized/cropped to this square size.")
     g.add_argument("--sketch_channels", type=int, default=1, choices=(1, 3), help="1 = grayscale sketches.")
@@ -236,7 +244,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Argument checks that end in a one-line ``parser.error`` instead of a traceback mid-run."""
-    if not os.path.isdir(args.data_dir):
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     if args.resolution < 16:
         parser.error("--resolution must be at least 16")
@@ -279,6 +287,59 @@ def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_ch
 
 def tracker_names(report_to: str) -> str | list[str] | None:
     return None if report_to == "none" else report_to
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation images
+# ---------------------------------------------------------------------------------------------
+
+
+def validation_split(data_dir: str | os.PathLike | None) -> str:
+    """Where validation grids come from: ``"val"`` when ``DIR/val/photos`` exists, else ``"train"``.
+
+    Never ``"test"``: grids are looked at to pick checkpoints and settings, so showing test images
+    there would leak the test split into model selection.
+    """
+    from .data import PHOTO_DIR
+
+    return "val" if data_dir is not None and (Path(data_dir) / "val" / PHOTO_DIR).is_dir() else "train"
+
+
+def validation_images(
+    n: int,
+    *,
+    resolution: int,
+    sketch_channels: int,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    photo_dir: str | os.PathLike | None = None,
+    sketch_dir: str | os.PathLike | None = None,
+    paired: bool = True,
+    sketch_source: str = "real",
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The first ``n`` validation photos and sketches (unaugmented, NCHW in [-1, 1]) for both trainers.
+
+    From ``DIR/val`` when it exists (:func:`validation_split`), else from the training data: pairs
+    of ``data_dir`` (``paired=True``, pix2pix) or the photos of ``photo_dir`` and sketches of
+    ``sketch_dir`` (``paired=False``, CycleGAN, also used when there is no ``data_dir``).
+    Returns ``(photos, sketches, source)`` where ``source`` says where they came from, for the log.
+    """
+    from .data import PHOTO_DIR, SKETCH_DIR, PairedDataset, UnpairedDataset, split_root
+
+    split = validation_split(data_dir)
+    common = dict(resolution=resolution, sketch_channels=sketch_channels, augment=False, seed=seed)
+    if paired:
+        ds = PairedDataset(data_dir, split=split, sketch_source="lines" if sketch_source == "lines" else "real", **common)
+        source = f"{split_root(data_dir, split)} ({split})"
+    else:
+        if split == "val":
+            photo_dir, sketch_dir = Path(data_dir) / "val" / PHOTO_DIR, Path(data_dir) / "val" / SKETCH_DIR
+        ds = UnpairedDataset(photo_dir, sketch_dir, **common)
+        source = f"{photo_dir} + {sketch_dir} ({split})"
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    photos = torch.stack([it["photo"] for it in items])
+    sketches = torch.stack([it["sketch"] for it in items])
+    return photos, sketches, source
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ judges concat(x, y) pairs. Objective (pix2pix eq. 4): GAN(G, D) + lambda_L1 * ||
     python train/pix2pix.py --data_dir data/cufs --output_dir runs/p2s --direction photo2sketch
     accelerate launch train/pix2pix.py --data_dir data/cufs --mixed_precision bf16 ...
 
-The generator is exported with ``save_pretrained`` to ``OUTPUT_DIR/<direction>/`` at the end.
+Data: ``DIR/train/{photos,sketches}`` (or ``DIR/{photos,sketches}``). Validation grids show the
+first pairs of ``DIR/val`` when it exists, else the first training pairs unaugmented; ``DIR/test``
+is never used here, so it stays out of model selection. The generator is exported with
+``save_pretrained`` to ``OUTPUT_DIR/<direction>/`` at the end.
 """
 
 from __future__ import annotations
@@ -76,18 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first --num_validation_images test pairs (train pairs when there is no test split), unaugmented."""
-    kwargs = dict(resolution=args.resolution, sketch_channels=args.sketch_channels, augment=False,
-                  sketch_source="lines" if args.sketch_source == "lines" else "real", seed=args.seed)
-    try:
-        ds = PairedDataset(args.data_dir, split="test", **kwargs)
-    except (FileNotFoundError, ValueError):
-        ds = PairedDataset(args.data_dir, split="train", **kwargs)
-    items = [ds[i] for i in range(min(args.num_validation_images, len(ds)))]
-    photos = torch.stack([it["photo"] for it in items])
-    sketches = torch.stack([it["sketch"] for it in items])
-    return (photos, sketches) if args.direction == "photo2sketch" else (sketches, photos)
+def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(inputs, targets, source): the first --num_validation_images pairs of DIR/val, else of the
+    training pairs, unaugmented (``training.validation_images``; DIR/test is never shown)."""
+    photos, sketches, source = T.validation_images(
+        args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
+        data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
+    )
+    return (photos, sketches, source) if args.direction == "photo2sketch" else (sketches, photos, source)
 
 
 def main(args: argparse.Namespace) -> Path | None:
@@ -96,7 +95,10 @@ def main(args: argparse.Namespace) -> Path | None:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=T.tracker_names(args.report_to),
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        # Checkpoints are named checkpoint-{step} by T.save_checkpoint, not by accelerate's automatic
+        # counter (which a resumed run would have to advance by hand).
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir),
+                                            automatic_checkpoint_naming=False),
         # Seeded shuffling independent of the global RNG, with its epoch saved in checkpoints.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
@@ -130,7 +132,7 @@ def main(args: argparse.Namespace) -> Path | None:
         # run then draws the same dropout masks as an uninterrupted one.
         generator=torch.Generator().manual_seed(args.seed),
     )
-    val_inputs, val_targets = _validation_batch(args)
+    val_inputs, val_targets, val_source = _validation_batch(args)
 
     # ---- models
     gen_kwargs = T.generator_kwargs(args, in_ch, out_ch)
@@ -211,8 +213,10 @@ def main(args: argparse.Namespace) -> Path | None:
 
     total_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
-        "pix2pix %s: %d pairs, %d epochs, %d steps (batch %d total), generator %s %s",
-        args.direction, len(train_dataset), num_epochs, max_train_steps, total_batch, args.generator, gen_kwargs,
+        "pix2pix %s: %d pairs, %d epochs, %d steps (batch %d total = %d per device x %d processes x %d accumulation), "
+        "generator %s %s; validation images from %s",
+        args.direction, len(train_dataset), num_epochs, max_train_steps, total_batch, args.train_batch_size,
+        accelerator.num_processes, args.gradient_accumulation_steps, args.generator, gen_kwargs, val_source,
         main_process_only=True,
     )
 
