@@ -12,6 +12,7 @@ instead of silently leaving layers at their random initialisation).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "ResnetGenerator",
     "UnetGenerator",
     "build_generator",
+    "fuse_conv_bn",
     "load_generator",
 ]
 
@@ -420,6 +422,33 @@ def load_generator(pretrained: str | os.PathLike, **kwargs) -> PhotoSketchModel:
             f"{model_id}: config.json names class {class_name!r}; expected one of {', '.join(sorted(by_class))}"
         )
     return by_class[class_name].from_pretrained(model_id, **kwargs)
+
+
+@torch.no_grad()
+def fuse_conv_bn(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with every BatchNorm folded into the Conv2d right before it.
+
+    In eval mode BN is a fixed per-channel affine map, y = gamma * (x - mean) / sqrt(var + eps) + beta,
+    so it can be absorbed into the conv's weights and bias: one pass over the feature map fewer per
+    layer, which is a large share of a small CPU network's time. The original model is untouched
+    (its state dict still matches its config); models without BatchNorm are returned as they are.
+    """
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return model
+    fused = copy.deepcopy(model).eval()
+    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if type(conv) is not nn.Conv2d or not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None:
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+            new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            new.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+            seq[i], seq[i + 1] = new, nn.Identity()
+    return fused
 
 
 def count_params(model: nn.Module) -> int:

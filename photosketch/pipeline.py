@@ -35,6 +35,7 @@ from torch import nn
 from .face import FaceDetector
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
+from .models import fuse_conv_bn
 
 __all__ = ["DEFAULT_SIZE", "MAX_ASPECT", "PhotoSketchPipeline"]
 
@@ -102,6 +103,8 @@ class PhotoSketchPipeline:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
         self.model = model.eval()
+        # What actually runs: BatchNorm folded into convs (exact in eval mode, faster on CPU).
+        self._runner = fuse_conv_bn(self.model)
         self.direction = direction
         config = getattr(model, "_hub_mixin_config", None) or {}
         if size is None:
@@ -227,7 +230,7 @@ class PhotoSketchPipeline:
                     for start in range(0, len(indices), batch_size):
                         chunk = indices[start : start + batch_size]
                         batch = torch.stack([prepared[i][0] for i in chunk]).to(device)
-                        out = self.model(batch, **kwargs).float().cpu()
+                        out = self._runner(batch, **kwargs).float().cpu()
                         for j, i in enumerate(chunk):
                             outputs[i] = self._finish(out[j], prepared[i][1])
         return outputs[0] if single else outputs  # type: ignore[return-value]

@@ -12,6 +12,7 @@ from photosketch.models import (
     ResnetGenerator,
     UnetGenerator,
     build_generator,
+    fuse_conv_bn,
     load_generator,
 )
 
@@ -210,3 +211,30 @@ def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
     (tmp_path / "model.safetensors").write_bytes(files["model.safetensors"])
     state = safetensors.torch.load_file(tmp_path / "model.safetensors")
     assert set(state) == set(model.state_dict())
+
+
+@pytest.mark.parametrize("name", ["compact", "resnet"])
+def test_fuse_conv_bn_is_exact_and_leaves_the_model_alone(name):
+    torch.manual_seed(0)
+    model = build_generator(name, norm="batch", **TINY[name])
+    model.train()
+    with torch.no_grad():  # give BN non-trivial running statistics
+        for _ in range(3):
+            model(torch.randn(4, 3, 32, 32) * 2 + 0.5)
+    model.eval()
+    state_before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse_conv_bn(model)
+    assert fused is not model
+    n_bn = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    # Conv2d -> BN pairs are folded; ResNet's two transposed convs keep theirs.
+    assert n_bn(fused) == (0 if name == "compact" else 2) < n_bn(model)
+    assert model.state_dict().keys() == state_before.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state_before.items())
+    x = torch.randn(2, 3, 36, 28)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-5)
+
+
+def test_fuse_conv_bn_returns_models_without_bn_unchanged():
+    model = CompactGenerator(ngf=8, n_blocks=1, norm="instance")
+    assert fuse_conv_bn(model) is model
