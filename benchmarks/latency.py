@@ -77,6 +77,18 @@ def build_models(selected: Sequence[str] | None) -> tuple[dict[str, nn.Module], 
     available: dict[str, Callable[[], nn.Module]] = {name: cls for name, cls in GENERATORS.items()}
     available.update(_classical_styles())
     names = list(available) if not selected else list(dict.fromkeys(selected))
+    for name in [n for n in names if n not in available]:
+        # A shipped / Hub / folder model ("photo2sketch", "runs/p2s/photo2sketch"), timed as the
+        # pipeline runs it: BatchNorm folded into the convs.
+        from photosketch.hub import ModelNotAvailableError, load_model
+        from photosketch.models import fuse_conv_bn
+
+        try:
+            loaded = fuse_conv_bn(load_model(name))
+        except (KeyError, ModelNotAvailableError, OSError, ValueError) as exc:
+            raise KeyError(f"unknown model {name!r} ({exc}); choose from: {', '.join(available)}, "
+                           "a registry name with weights, or a model folder") from None
+        available[name] = lambda m=loaded: m
     unknown = [n for n in names if n not in available]
     if unknown:
         raise KeyError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(available)}")

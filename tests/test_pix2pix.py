@@ -169,3 +169,36 @@ def test_bad_data_dir_is_a_usage_error(tmp_path, capsys, layout):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--data_dir" in err and "Traceback" not in err
+
+
+def test_validation_pairs_skip_the_test_split(tmp_path):
+    # DIR/test exists but no DIR/val: the grid shows the first training pairs, never test pairs.
+    data = tmp_path / "data"
+    make_pairs(data / "train", n=2)
+    for sub in ("photos", "sketches"):
+        (data / "test" / sub).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (0, 0, 0)).save(data / "test" / sub / "t.png")
+    args = pix2pix.parse_args(["--data_dir", str(data), "--resolution", "32", "--num_validation_images", "4"])
+    inputs, targets, source = pix2pix._validation_batch(args)
+    assert inputs.shape == (2, 3, 32, 32) and targets.shape == (2, 1, 32, 32)
+    assert "train" in source and inputs.mean() > -0.5  # synthetic faces, not the black test image
+    make_pairs(data / "val", n=1)
+    assert "val" in pix2pix._validation_batch(args)[2]
+
+
+def test_two_processes_on_cpu(data_dir, tmp_path):
+    # DDP over gloo: ACCELERATE_USE_CPU=1 with --multi_gpu starts torchrun with 2 CPU processes.
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "train/pix2pix.py", "--data_dir", str(data_dir),
+           "--output_dir", str(out), "--resolution", "32", "--ngf", "8", "--ndf", "8", "--train_batch_size", "1",
+           "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "batch 2 total = 1 per device x 2 processes" in proc.stdout + proc.stderr
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(os.listdir(out / "checkpoint-2"))
+    assert load_generator(out / "photo2sketch")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm_d", type=str, default="instance", choices=("instance", "batch", "none"),
                    help="Discriminator norm (real and generated images go through D in one batch).")
     parser.set_defaults(generator="resnet")
+    for action in parser._actions:
+        if action.dest == "n_blocks":
+            action.help = "Residual blocks; default: 9 at --resolution >= 256, else 6 (CycleGAN appendix 7.2)."
+        elif action.dest == "face_crop":
+            action.help = "Not available for unpaired data (the CycleGAN trainer rejects it)."
     return parser
 
 
@@ -109,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.photo_dir and not args.data_dir:
         parser.error("the training data: --data_dir DIR, or --photo_dir + --sketch_dir")
     T.check_common_args(parser, args)
+    if args.face_crop:
+        parser.error("--face_crop: not supported for unpaired data yet; crop the images beforehand")
     if args.pool_size < 0:
         parser.error("--pool_size must be >= 0")
     if args.n_blocks is None and args.generator == "resnet":

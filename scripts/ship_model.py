@@ -1,0 +1,149 @@
+"""Turn a trained generator + its measured evaluation into a shipped model folder (exact Hub layout).
+
+    python scripts/ship_model.py --model_dir runs/p2s/photo2sketch --name photo2sketch --fp16 \\
+        --results "CUFS-CUHK test (100)=outputs/eval/p2s_cufs/results.json" \\
+        --results "FS2K test (1046)=outputs/eval/p2s_fs2k/results.json" \\
+        --baseline "CUFS-CUHK test (100)=outputs/eval/xdog_cufs/results.json" \\
+        --baseline "FS2K test (1046)=outputs/eval/xdog_fs2k/results.json" \\
+        --latency "benchmarks/results/latency.json"
+
+writes ``weights/<name>/{config.json, model.safetensors, README.md}``. The card is rendered from
+``model_cards/generator.md`` with the numbers read from the results files, never typed by hand, and
+the training command read from the run's ``training_args.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from photosketch.hub import MODELS, WEIGHTS_DIR  # noqa: E402
+from photosketch.models import count_params, load_generator  # noqa: E402
+
+DATA_NOTE = (
+    "FS2K (Fan et al. 2022, official split: 1058 train / 1046 test, three sketch styles; photos from "
+    "CASIA-WebFace) and CUFS (Wang & Tang 2009: CUHK student 88 + AR 100 training pairs; the standard "
+    "100-pair CUHK student test split). **Research, non-commercial use only.** Both official test splits "
+    "were kept out of training and model selection; a seeded 5% slice of the training pairs was the "
+    "validation set (`scripts/prepare_data.py`)."
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_dir", type=Path, required=True, help="the trainer's exported folder, e.g. runs/p2s/photo2sketch")
+    p.add_argument("--name", required=True, choices=sorted(n for n, s in MODELS.items() if s.repo_id))
+    p.add_argument("--weights_dir", type=Path, default=WEIGHTS_DIR)
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=False, help="store weights as float16")
+    p.add_argument("--results", action="append", default=[], metavar="LABEL=results.json",
+                   help="this model's evaluate results (repeat per test set)")
+    p.add_argument("--baseline", action="append", default=[], metavar="LABEL=results.json",
+                   help="the classical baseline's results on the same test set")
+    p.add_argument("--latency", type=Path, default=None, help="benchmarks/latency.py --output JSON with a row for this model")
+    p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
+    return p.parse_args(argv)
+
+
+def _pairs(items: list[str]) -> dict[str, dict]:
+    out = {}
+    for item in items:
+        label, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"expected LABEL=results.json, got {item!r}")
+        out[label] = json.loads(Path(path).read_text())
+    return out
+
+
+def evaluation_table(results: dict[str, dict], baselines: dict[str, dict]) -> str:
+    lines = [
+        "Measured with `python -m photosketch.evaluate` (protocol in its docstring: shorter side to the "
+        "model size, output back to the ground truth's size, grayscale comparison for sketches).",
+        "",
+        "| test set | model | n | FSIM | SSIM | L1 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for label, res in results.items():
+        for who, r in (("this model", res), (f"baseline: {baselines.get(label, {}).get('model', '')}", baselines.get(label))):
+            if not r:
+                continue
+            m = r["means"]
+            lines.append(f"| {label} | {who} | {r['n']} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
+        for style, m in sorted((res.get("means_by_style") or {}).items()):
+            n = m.get("n", "")
+            lines.append(f"| {label}, style {style} | this model | {n} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
+    cmds = sorted({r.get("command", "") for r in results.values() if r.get("command")})
+    if cmds:
+        lines += ["", "Commands:", "", "```bash", *cmds, "```"]
+    return "\n".join(lines)
+
+
+def speed_text(latency: Path | None, name: str) -> str:
+    if latency is None:
+        return "Not measured."
+    data = json.loads(latency.read_text())
+    meta = data["meta"]
+    rows = [r for r in data["models"] if r["model"] == name and r["variant"] == "fp32" and r.get("median_ms")]
+    if not rows:
+        return "Not measured."
+    lines = [f"CPU latency ({meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, median of "
+             f"{meta['repeats']} runs), the network alone as the pipeline runs it (BatchNorm folded):", "",
+             "| input | batch | median ms | images/s | speed-up vs ResNet-9 (ngf 64), same run |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['size']}x{r['size']} | {r['batch']} | {r['median_ms']:.1f} | {r['images_per_s']:.1f} | "
+                     f"{r['speedup_vs_resnet9']:.1f}x |")
+    lines += ["", f"`{meta['command']}`"]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    model = load_generator(args.model_dir)
+    config = dict(model._hub_mixin_config)
+    train_args_file = args.model_dir.parent / "training_args.json"
+    train_args = json.loads(train_args_file.read_text()) if train_args_file.is_file() else {}
+    spec = MODELS[args.name]
+    arrow = "photo → sketch" if spec.direction == "photo2sketch" else "sketch → photo"
+    architecture = (
+        f"`{type(model).__name__}` ({count_params(model) / 1e6:.3f} M parameters), config: "
+        + ", ".join(f"`{k}={v}`" for k, v in sorted(config.items()))
+        + f". Weights stored as {'float16' if args.fp16 else 'float32'} safetensors; loaded into float32."
+    )
+    training = "\n".join([
+        f"Trained with this repository's `train/pix2pix.py` for {train_args.get('max_train_steps', '?')} steps, "
+        f"batch {train_args.get('train_batch_size', '?')}, at {config.get('sample_size')} px."
+        + (f" {args.note}" if args.note else ""),
+        "",
+        f"Data: {DATA_NOTE}",
+        "",
+        "Command:",
+        "",
+        "```bash",
+        train_args.get("command", "(not recorded)"),
+        "```",
+    ])
+    card = {
+        "title": f"photosketch {args.name}: {arrow}",
+        "summary": f"{spec.description} From [photosketch](https://github.com/photosketch/photosketch).",
+        "repo_id": spec.repo_id,
+        "class_name": type(model).__name__,
+        "architecture": architecture,
+        "training": training,
+        "evaluation": evaluation_table(_pairs(args.results), _pairs(args.baseline)) if args.results else None,
+        "speed": speed_text(args.latency, args.name),
+    }
+    out = args.weights_dir / args.name
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (model.half() if args.fp16 else model).save_pretrained(tmp, model_card_kwargs=card)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
