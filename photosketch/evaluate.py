@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DIRECTIONS", "ModelLoadError", "build_parser", "evaluate", "load_eval_model", "main"]
 
 DIRECTIONS = ("photo2sketch", "sketch2photo")
+SKETCH_SOURCES = ("real", "lines")
 SKIPPED_NO_WEIGHTS = "skipped: weights not available"
 _PROTOCOL = {
     "reference": "chaofengc/Face-Sketch-SCG evaluate.py / metric.py",
@@ -229,10 +230,17 @@ def evaluate(
     lpips_model=None,
     num_samples: int = 16,
     progress: bool = True,
+    sketch_source: str = "real",
 ) -> tuple[list[dict], list[tuple[Image.Image, Image.Image, Image.Image]], dict[str, float]]:
-    """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing)."""
+    """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing).
+
+    ``sketch_source="lines"`` (sketch2photo only) feeds ``line_drawing(photo)`` instead of the drawn
+    sketch: how well a model does on sketchpad-style drawings of held-out faces.
+    """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+    if sketch_source not in SKETCH_SOURCES or (sketch_source != "real" and direction != "sketch2photo"):
+        raise ValueError(f"sketch_source must be 'real', or 'lines' with sketch2photo; got {sketch_source!r}")
     from tqdm.auto import tqdm
 
     model.eval()
@@ -243,6 +251,10 @@ def evaluate(
     for photo_path, sketch_path in tqdm(pairs, desc=f"evaluate {direction}", unit="img", disable=not progress or None):
         src_path, gt_path = (photo_path, sketch_path) if direction == "photo2sketch" else (sketch_path, photo_path)
         src, gt = load_image(src_path), load_image(gt_path)
+        if sketch_source == "lines":
+            from .classical import line_drawing
+
+            src_path, src = f"line_drawing({photo_path})", line_drawing(gt)
         t0 = time.perf_counter()
         out = _run_model(model, src, size, channels).resize(gt.size, Image.BICUBIC)
         t1 = time.perf_counter()
@@ -276,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a classical style (xdog, pencil, lines), a registry name, a model folder, or a Hub id")
     p.add_argument("--split", default="test", help="split folder under --data_dir, if it has splits (default: test)")
     p.add_argument("--size", type=int, default=None,
-                   help="square working size the input is resized to (default: the model's sample_size, else 256)")
+                   help="working size: the input's shorter side is resized to it (default: the model's sample_size, else 256)")
+    p.add_argument("--sketch_source", choices=SKETCH_SOURCES, default="real",
+                   help="sketch2photo input: the drawn sketches (real) or line_drawing() of the ground-truth photos (lines)")
     p.add_argument("--output_dir", default=None,
                    help="where results.json and contact_sheet.png go (default: outputs/eval/<model>_<direction>)")
     p.add_argument("--num_samples", type=int, default=16, help="rows in the contact sheet")
@@ -331,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     if kind == "classical" and args.direction != "photo2sketch":
         return _fail(f"{args.model!r} is a classical photo -> sketch style; it cannot do {args.direction}")
+    if args.sketch_source != "real" and args.direction != "sketch2photo":
+        return _fail("--sketch_source lines only applies to --direction sketch2photo")
     channels = _in_channels(model)
     if kind == "generator" and args.direction == "photo2sketch" and channels == 1:
         logger.warning("%s takes 1-channel input: is it a sketch2photo model?", args.model)
@@ -345,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles,
                                          lpips_model=lpips_model, num_samples=args.num_samples,
-                                         progress=not args.quiet)
+                                         progress=not args.quiet, sketch_source=args.sketch_source)
     except ImageLoadError as exc:
         return _fail(str(exc))
     timing["total_s"] = time.perf_counter() - t0
@@ -365,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_class": type(model).__name__,
         "params": sum(p.numel() for p in model.parameters()),
         "direction": args.direction,
+        "sketch_source": args.sketch_source,
+        "command": "python -m photosketch.evaluate " + " ".join(sys.argv[1:] if argv is None else argv),
         "data_dir": str(args.data_dir),
         "split": args.split if base != Path(args.data_dir) else None,
         "pairs_dir": str(base),

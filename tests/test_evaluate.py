@@ -104,3 +104,23 @@ def test_classical_cannot_do_sketch2photo(paired, tmp_path, capsys):
     assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", "pencil",
                  "--output_dir", str(tmp_path / "o")]) == 2
     assert "sketch2photo" in capsys.readouterr().err
+
+
+def test_sketch2photo_on_line_drawings_of_the_photos(paired, tmp_path, capsys):
+    from photosketch.classical import line_drawing
+
+    s2p = tmp_path / "s2p"
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(s2p)
+    out = tmp_path / "out_lines"
+    assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", str(s2p),
+                 "--sketch_source", "lines", "--output_dir", str(out), "--quiet", "--num_samples", "1"]) == 0
+    r = _results(out)
+    assert r["sketch_source"] == "lines" and r["n"] == 4
+    assert all(row["input"].startswith("line_drawing(") for row in r["per_image"])
+    assert "--sketch_source lines" in r["command"]
+    # the contact sheet's input cell is the line drawing of the ground-truth photo, not the drawn sketch
+    assert np.asarray(line_drawing(Image.open(paired / "test" / "photos" / "00.png"))).mean() > 200
+
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog",
+                 "--sketch_source", "lines", "--output_dir", str(tmp_path / "o")]) == 2
+    assert "sketch2photo" in capsys.readouterr().err
