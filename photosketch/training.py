@@ -1,5 +1,7 @@
-"""What the trainers in ``train/`` share: losses, the image pool, arguments, schedules,
-checkpoints, validation grids, logging and export.
+"""What the trainers in ``train/`` share: losses, the image pool, arguments, run setup,
+schedules, resuming, the bookkeeping around each optimizer step, checkpoints, validation grids,
+logging and export. The model-specific parts (networks, losses, optimizer steps, validation
+images, export) stay in the trainers.
 
 Only the trainers import this module; it needs ``accelerate`` and ``diffusers`` (both runtime
 dependencies) but nothing optional (TensorBoard is used when installed).
@@ -16,9 +18,11 @@ import math
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -33,19 +37,29 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "GANLoss",
     "ImagePool",
+    "ResumePoint",
     "TrainState",
+    "TrainingLoop",
     "init_weights",
     "JsonlLogger",
     "add_common_args",
     "build_generator_from_args",
     "checkpoint_step",
     "enforce_checkpoint_limit",
+    "epoch_batches",
     "export_generator",
     "find_latest_checkpoint",
     "get_lr_scheduler",
+    "init_accelerator",
+    "init_trackers",
+    "lr_scheduler_from_args",
+    "make_train_dataloader",
+    "max_train_steps_from_args",
     "log_validation_images",
+    "model_card_kwargs",
     "push_folder_to_hub",
     "resolve_resume_checkpoint",
+    "resume_from_checkpoint",
     "save_validation_grid",
     "sync_scheduler_lr",
     "unwrap",
@@ -290,6 +304,66 @@ def tracker_names(report_to: str) -> str | list[str] | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Run setup
+# ---------------------------------------------------------------------------------------------
+
+
+def init_accelerator(args: argparse.Namespace):
+    """The run's ``Accelerator``, then what every trainer sets up before building anything: log
+    format and levels, the seed, TF32, and ``--output_dir`` with ``training_args.json``."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=tracker_names(args.report_to),
+        # Checkpoints are named checkpoint-{step} by save_checkpoint, not by accelerate's automatic
+        # counter (which a resumed run would have to advance by hand).
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir),
+                                            automatic_checkpoint_naming=False),
+        # Seeded shuffling independent of the global RNG, with its epoch saved in checkpoints.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    set_seed(args.seed)
+    if args.allow_tf32 and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
+    return accelerator
+
+
+def make_train_dataloader(dataset, args: argparse.Namespace, num_processes: int) -> torch.utils.data.DataLoader:
+    """The shuffled training loader (``accelerator.prepare`` it afterwards)."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        num_workers=args.dataloader_num_workers,
+        # A dataset smaller than one global batch keeps its last, partial batch rather than none.
+        drop_last=len(dataset) >= args.train_batch_size * num_processes,
+        pin_memory=torch.cuda.is_available(),
+        # Worker base seeds come from here, not from the global RNG that dropout and the image
+        # pools draw from: a resumed run then draws the same as an uninterrupted one.
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+
+
+def init_trackers(accelerator, args: argparse.Namespace, project_name: str) -> None:
+    """Start the ``--report_to`` trackers on the main process, with the scalar arguments as config
+    (trackers reject lists and None)."""
+    if accelerator.is_main_process:
+        config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers(project_name, config=config)
+
+
+# ---------------------------------------------------------------------------------------------
 # Validation images
 # ---------------------------------------------------------------------------------------------
 
@@ -376,6 +450,22 @@ def get_lr_scheduler(
     from diffusers.optimization import get_scheduler
 
     return get_scheduler(name, optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps)
+
+
+def max_train_steps_from_args(args: argparse.Namespace, num_batches: int, num_processes: int) -> int:
+    """``--max_train_steps``, else ``--num_epochs`` worth of optimizer steps. ``num_batches`` is the
+    length of the loader *before* ``accelerator.prepare`` (which splits it across processes)."""
+    steps_per_epoch = math.ceil(math.ceil(num_batches / num_processes) / args.gradient_accumulation_steps)
+    return args.max_train_steps or args.num_epochs * steps_per_epoch
+
+
+def lr_scheduler_from_args(args: argparse.Namespace, optimizer: torch.optim.Optimizer, max_train_steps: int,
+                           num_processes: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """``--lr_scheduler`` over ``max_train_steps``, in the per-process step counts that
+    :func:`get_lr_scheduler` wants."""
+    return get_lr_scheduler(args.lr_scheduler, optimizer, num_training_steps=max_train_steps * num_processes,
+                            num_warmup_steps=args.lr_warmup_steps * num_processes,
+                            decay_start_fraction=args.decay_start_fraction)
 
 
 def sync_scheduler_lr(scheduler) -> None:
@@ -572,6 +662,47 @@ def export_generator(
     return path
 
 
+def model_card_kwargs(
+    args: argparse.Namespace,
+    *,
+    title: str,
+    summary: str,
+    method: str,
+    data: str,
+    loss: str,
+    steps: int,
+    class_name: str,
+    gen_kwargs: dict,
+    repo_id: str | None,
+) -> dict:
+    """``export_generator``'s model card fields in the layout every trainer's card shares: the
+    trainer-specific ``method`` line, the command that trained it, then data, steps, loss,
+    optimiser and seed, so cards of different trainers read (and compare) the same way."""
+    training = "\n".join([
+        method,
+        "",
+        "```bash",
+        args.command,
+        "```",
+        "",
+        f"- data: {data}",
+        f"- steps: {steps}, resolution: {args.resolution}x{args.resolution}, batch size: "
+        f"{args.train_batch_size} x {args.gradient_accumulation_steps} accumulation",
+        f"- loss: {loss}",
+        f"- optimiser: Adam lr {args.learning_rate:g}, betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
+        f"schedule `{args.lr_scheduler}`" + (", EMA weights" if args.use_ema else ""),
+        f"- seed: {args.seed}, mixed precision: {args.mixed_precision or 'no'}",
+    ])
+    return {
+        "title": title,
+        "summary": summary,
+        "repo_id": repo_id,
+        "class_name": class_name,
+        "architecture": f"`{class_name}` with `{json.dumps(gen_kwargs, sort_keys=True)}`.",
+        "training": training,
+    }
+
+
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, commit_message: str | None = None) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` to it; returns the commit URL."""
     from huggingface_hub import HfApi
@@ -613,3 +744,200 @@ class Throughput:
         r = self.n / max(now - self.t0, 1e-9)
         self.t0, self.n = now, 0
         return r
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming and the step loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_main(level: int, msg: str, *args) -> None:
+    """Log on the main process only (accelerate's logger; needs the Accelerator to exist)."""
+    from accelerate.logging import get_logger
+
+    get_logger(__name__).log(level, msg, *args, main_process_only=True)
+
+
+class ResumePoint(NamedTuple):
+    """Where a run starts: the checkpoint it resumed from (None for a new run), the epoch, and how
+    many batches of that epoch were already trained on."""
+
+    checkpoint: Path | None
+    first_epoch: int
+    skip_batches: int
+
+
+def resume_from_checkpoint(accelerator, args: argparse.Namespace, state: TrainState, schedulers: Iterable,
+                           steps_per_epoch: int) -> ResumePoint:
+    """Load ``--resume_from_checkpoint`` (if any) into the prepared objects and everything
+    registered for checkpointing, and say where in the data the run goes on.
+
+    ``steps_per_epoch`` counts optimizer steps per epoch of the *prepared* loader.
+    """
+    checkpoint = resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if args.resume_from_checkpoint and checkpoint is None:
+        _log_main(logging.INFO, "no checkpoint in %s; starting a new run", args.output_dir)
+    if checkpoint is None:
+        return ResumePoint(None, 0, 0)
+    _log_main(logging.INFO, "resuming from %s", checkpoint)
+    accelerator.load_state(str(checkpoint))
+    for s in schedulers:  # this run's --max_train_steps decides the LR from here on
+        sync_scheduler_lr(s)
+    return ResumePoint(checkpoint, state.global_step // steps_per_epoch,
+                       (state.global_step % steps_per_epoch) * args.gradient_accumulation_steps)
+
+
+def epoch_batches(accelerator, dataloader, dataset, epoch: int, resume: ResumePoint):
+    """The batches of one epoch: the sampler and the dataset's augmentation set to ``epoch``, and
+    in a resumed run's first epoch without the batches its checkpoint already trained on (so the
+    resumed run sees the same data, in the same order, as an uninterrupted one)."""
+    dataloader.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    if epoch == resume.first_epoch and resume.skip_batches:
+        return accelerator.skip_first_batches(dataloader, resume.skip_batches)
+    return dataloader
+
+
+class TrainingLoop:
+    """What a trainer does around its optimizer steps, the same for every model:
+
+    - ``with loop:`` installs a SIGINT handler, so the first Ctrl-C finishes the current step,
+      saves a checkpoint and stops (a second one aborts at once); on the way out it restores the
+      previous handler and closes the progress bar, and turns a ``KeyboardInterrupt`` into
+      ``loop.interrupted``.
+    - :meth:`end_of_step` after each optimizer step (``accelerator.sync_gradients``): counts the
+      step, steps the EMAs, logs every ``--logging_steps`` to the trackers and ``logs.jsonl``,
+      checkpoints every ``--checkpointing_steps``, writes a validation grid every
+      ``--validation_steps`` (main process), and stops at ``max_train_steps`` or after a Ctrl-C.
+    - :meth:`exit_if_interrupted`, then :meth:`finish` after the loop.
+
+    ``validate(step)`` is the trainer's own (what to generate and how to lay it out); ``emas``
+    pairs each diffusers ``EMAModel`` with the (prepared) model it averages. The global step lives
+    in ``state`` (a :class:`TrainState` registered for checkpointing).
+    """
+
+    def __init__(
+        self,
+        accelerator,
+        args: argparse.Namespace,
+        state: TrainState,
+        *,
+        max_train_steps: int,
+        images_per_step: int,
+        lr_scheduler,
+        validate: Callable[[int], None],
+        resume: ResumePoint,
+        emas: Iterable[tuple[Any, nn.Module]] = (),
+        desc: str = "training",
+        progress_skip: Sequence[str] = (),
+    ):
+        from tqdm.auto import tqdm
+
+        self.accelerator, self.args, self.state = accelerator, args, state
+        self.max_train_steps, self.images_per_step = max_train_steps, images_per_step
+        self.lr_scheduler, self.validate = lr_scheduler, validate
+        self.emas = list(emas)
+        self.progress_skip = set(progress_skip)  # loss keys too long or redundant for the progress bar
+        self.output_dir = Path(args.output_dir)
+        self.jsonl = JsonlLogger(self.output_dir / "logs.jsonl", enabled=accelerator.is_main_process)
+        self.progress = tqdm(range(max_train_steps), initial=state.global_step, desc=desc,
+                             disable=not accelerator.is_local_main_process)
+        self.throughput = Throughput()
+        # A resumed run's current step is already saved: no second checkpoint of it at the end.
+        self.last_saved = state.global_step if resume.checkpoint is not None else -1
+        self.stop_requested = False  # set by the first Ctrl-C
+        self.interrupted = False
+        self._previous_handler = None
+
+    @property
+    def global_step(self) -> int:
+        return self.state.global_step
+
+    @property
+    def should_stop(self) -> bool:
+        return self.interrupted or self.global_step >= self.max_train_steps
+
+    # ---- Ctrl-C
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, self._previous_handler or signal.default_int_handler)
+        _log_main(logging.WARNING, "interrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    def __enter__(self) -> "TrainingLoop":
+        # Signal handlers can only be installed from the main thread (not, e.g., in a test runner's worker).
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+        self.progress.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.interrupted = True  # a second Ctrl-C, or one outside the step loop
+            return True
+        return False
+
+    # ---- each step
+
+    def save(self, step: int) -> Path:
+        self.state.global_step = step
+        path = save_checkpoint(self.accelerator, self.output_dir, step, self.args.checkpoints_total_limit)
+        self.last_saved = step
+        return path
+
+    def end_of_step(self, epoch: int, losses: dict[str, torch.Tensor]) -> bool:
+        """Bookkeeping after an optimizer step; True when the loop should stop (``break``)."""
+        args, accelerator = self.args, self.accelerator
+        self.state.global_step += 1
+        step = self.state.global_step
+        self.progress.update(1)
+        self.throughput.add(self.images_per_step)
+        for ema, model in self.emas:
+            ema.step(unwrap(model, accelerator).parameters())
+
+        if step % args.logging_steps == 0 or step == self.max_train_steps:
+            logs = {k: v.item() for k, v in losses.items()}
+            logs["lr"] = self.lr_scheduler.get_last_lr()[0]
+            logs["perf/images_per_s"] = self.throughput.rate()
+            logs["epoch"] = epoch
+            self.progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items()
+                                       if k.startswith("loss/") and k not in self.progress_skip})
+            accelerator.log(logs, step=step)
+            self.jsonl.log(logs, step=step)
+        if args.checkpointing_steps and step % args.checkpointing_steps == 0:
+            self.save(step)
+        if args.validation_steps and step % args.validation_steps == 0 and accelerator.is_main_process:
+            self.validate(step)
+
+        # Every process stops at the same step: the trigger is reduced across processes.
+        if self.stop_requested:
+            accelerator.set_trigger()
+        if accelerator.check_trigger():
+            self.interrupted = True
+        return self.should_stop
+
+    # ---- after the loop
+
+    def exit_if_interrupted(self) -> None:
+        """After a Ctrl-C: save a checkpoint of the last finished step (unless it was just saved),
+        say how to resume, end the trackers and exit with 130 (what a shell reports for SIGINT)."""
+        if not self.interrupted:
+            return
+        step = self.global_step
+        if step > 0 and self.last_saved != step:
+            path = self.save(step)
+            _log_main(logging.WARNING, "interrupted at step %d; resume with --resume_from_checkpoint %s", step, path)
+        self.accelerator.end_training()
+        raise SystemExit(130)
+
+    def finish(self) -> None:
+        """The end of a complete run: a resumable final checkpoint (when checkpointing is on and
+        this step has none yet) and a last validation grid (main process) unless this step had one."""
+        args, step = self.args, self.global_step
+        if args.checkpointing_steps and self.last_saved != step:
+            self.save(step)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process and args.validation_steps and step % args.validation_steps != 0:
+            self.validate(step)

@@ -109,3 +109,140 @@ def test_export_generator_with_ema_and_push(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw["repo_id"], kw["folder_path"])) or "url")
     T.push_folder_to_hub(path, "me/tiny", token="x")
     assert calls == [("create", "me/tiny", True), ("upload", "me/tiny", str(path))]
+
+
+@pytest.fixture
+def accelerator(tmp_path):
+    # Accelerator state is a process-wide singleton; each test gets a fresh one.
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield Accelerator(cpu=True)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def _loop_args(tmp_path, **overrides):
+    args = T.add_common_args(argparse.ArgumentParser()).parse_args(["--data_dir", str(tmp_path)])
+    args.output_dir = str(tmp_path / "run")
+    for k, v in overrides.items():
+        setattr(args, k, v)
+    return args
+
+
+def _training_loop(accelerator, args, state, validated, resume=T.ResumePoint(None, 0, 0), max_train_steps=5):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    return T.TrainingLoop(accelerator, args, state, max_train_steps=max_train_steps, images_per_step=2,
+                          lr_scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0),
+                          validate=validated.append, resume=resume, progress_skip=("loss/b",))
+
+
+def test_training_loop_logs_checkpoints_validates_and_stops(accelerator, tmp_path):
+    args = _loop_args(tmp_path, logging_steps=2, checkpointing_steps=2, validation_steps=3, checkpoints_total_limit=None)
+    state, validated = T.TrainState(), []
+    accelerator.register_for_checkpointing(state)
+    loop = _training_loop(accelerator, args, state, validated)
+    stops = []
+    with loop:
+        while not loop.should_stop:
+            stops.append(loop.end_of_step(epoch=0, losses={"loss/a": torch.tensor(0.5), "loss/b": torch.tensor(1.0)}))
+    assert stops == [False] * 4 + [True] and loop.global_step == state.global_step == 5
+    assert [p.name for p in T.list_checkpoints(args.output_dir)] == ["checkpoint-2", "checkpoint-4"]
+    assert validated == [3]
+    records = [json.loads(line) for line in (tmp_path / "run" / "logs.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 5]  # every --logging_steps, and the last step
+    assert records[0]["loss/a"] == 0.5 and records[0]["lr"] == 0.1 and records[0]["epoch"] == 0
+    assert "a" in loop.progress.postfix and "b" not in loop.progress.postfix
+    loop.exit_if_interrupted()  # not interrupted: nothing happens
+    loop.finish()
+    assert [p.name for p in T.list_checkpoints(args.output_dir)][-1] == "checkpoint-5" and validated == [3, 5]
+
+
+def test_training_loop_resumed_at_its_end_saves_nothing_new(accelerator, tmp_path):
+    args = _loop_args(tmp_path, checkpointing_steps=2, validation_steps=4)
+    state, validated = T.TrainState(global_step=4), []
+    loop = _training_loop(accelerator, args, state, validated, resume=T.ResumePoint(tmp_path / "checkpoint-4", 2, 0),
+                          max_train_steps=4)
+    assert loop.should_stop  # the epoch loop does not start
+    loop.finish()
+    assert T.list_checkpoints(args.output_dir) == [] and validated == []
+
+
+def test_training_loop_ctrl_c_checkpoints_and_exits_130(accelerator, tmp_path):
+    import signal
+
+    args = _loop_args(tmp_path, checkpointing_steps=0, validation_steps=0)
+    state = T.TrainState()
+    accelerator.register_for_checkpointing(state)
+    loop = _training_loop(accelerator, args, state, [])
+    before = signal.getsignal(signal.SIGINT)
+    with loop:
+        assert signal.getsignal(signal.SIGINT) == loop._on_sigint
+        assert not loop.end_of_step(0, {})
+        os.kill(os.getpid(), signal.SIGINT)  # first Ctrl-C: the step finishes, then the loop stops
+        assert loop.stop_requested and not loop.interrupted
+        assert loop.end_of_step(0, {}) and loop.interrupted
+    assert signal.getsignal(signal.SIGINT) == before
+    with pytest.raises(SystemExit) as exc:
+        loop.exit_if_interrupted()
+    assert exc.value.code == 130
+    assert [p.name for p in T.list_checkpoints(args.output_dir)] == ["checkpoint-2"]
+
+    # A second Ctrl-C (the default handler's KeyboardInterrupt) ends the loop at once, without a traceback.
+    loop = _training_loop(accelerator, args, T.TrainState(), [])
+    with loop:
+        raise KeyboardInterrupt
+    assert loop.interrupted and loop.should_stop and signal.getsignal(signal.SIGINT) == before
+
+
+def test_resume_point_and_epoch_batches(accelerator, tmp_path):
+    args = _loop_args(tmp_path, gradient_accumulation_steps=2)
+    assert T.resume_from_checkpoint(accelerator, args, T.TrainState(), [], steps_per_epoch=3) == (None, 0, 0)
+    args.resume_from_checkpoint = "latest"  # no checkpoint yet: a new run
+    assert T.resume_from_checkpoint(accelerator, args, T.TrainState(), [], steps_per_epoch=3) == (None, 0, 0)
+
+    state = T.TrainState(global_step=7)
+    accelerator.register_for_checkpointing(state)
+    accelerator.save_state(str(tmp_path / "run" / "checkpoint-7"))
+    state.global_step = 0
+    resume = T.resume_from_checkpoint(accelerator, args, state, [], steps_per_epoch=3)
+    # step 7 of 3 per epoch: epoch 2, after 1 optimizer step = 2 batches of accumulation
+    assert resume == (tmp_path / "run" / "checkpoint-7", 2, 2) and state.global_step == 7
+
+    class Data(torch.utils.data.Dataset):
+        epoch = None
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return i
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    dataset = Data()
+    loader = accelerator.prepare(torch.utils.data.DataLoader(dataset, batch_size=1))
+    assert [int(b) for b in T.epoch_batches(accelerator, loader, dataset, 2, resume)] == [2, 3, 4, 5]
+    assert dataset.epoch == 2
+    assert [int(b) for b in T.epoch_batches(accelerator, loader, dataset, 3, resume)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_run_setup_helpers(tmp_path):
+    args = _loop_args(tmp_path, train_batch_size=4, num_epochs=3, max_train_steps=None, gradient_accumulation_steps=2,
+                      lr_warmup_steps=1)
+    # 10 batches over 2 processes = 5 each, 2 per optimizer step -> 3 steps per epoch
+    assert T.max_train_steps_from_args(args, num_batches=10, num_processes=2) == 9
+    args.max_train_steps = 4
+    assert T.max_train_steps_from_args(args, num_batches=10, num_processes=2) == 4
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = T.lr_scheduler_from_args(args, opt, max_train_steps=4, num_processes=2)
+    lrs = []
+    for _ in range(8):  # per-process step counts: 8 = 4 steps x 2 processes
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1 / 3, 2 / 3, 1, 1, 1, 0.75, 0.5, 0.25])  # 2 warmup steps, then decay from half way
+    loader = T.make_train_dataloader(list(range(10)), args, num_processes=2)
+    assert loader.batch_size == 4 and loader.drop_last
+    assert not T.make_train_dataloader(list(range(3)), args, num_processes=2).drop_last  # smaller than one batch

@@ -38,12 +38,8 @@ reconstructed sketch) use ``DIR/val`` when it exists, else the first training im
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 
 # Run from a checkout without `pip install -e .`.
@@ -53,10 +49,7 @@ if (_REPO_ROOT / "photosketch").is_dir() and str(_REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
 from accelerate.logging import get_logger  # noqa: E402
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
 from photosketch.data import PHOTO_DIR, SKETCH_DIR, UnpairedDataset, split_root  # noqa: E402
@@ -138,27 +131,8 @@ def luminance(photo: torch.Tensor) -> torch.Tensor:
 
 def main(args: argparse.Namespace) -> dict[str, Path] | None:
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=T.tracker_names(args.report_to),
-        # Checkpoints are named checkpoint-{step} by T.save_checkpoint, not by accelerate's automatic
-        # counter (which a resumed run would have to advance by hand).
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir),
-                                            automatic_checkpoint_naming=False),
-        # Seeded shuffling independent of the global RNG, with its epoch saved in checkpoints.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    set_seed(args.seed)
-    if args.allow_tf32 and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
+    # Also sets up logging, the seed and TF32, and writes OUTPUT_DIR/training_args.json.
+    accelerator = T.init_accelerator(args)
 
     # ---- data
     sketch_ch = args.sketch_channels
@@ -166,16 +140,7 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
         args.train_photo_dir, args.train_sketch_dir, resolution=args.resolution, photo_channels=PHOTO_CHANNELS,
         sketch_channels=sketch_ch, augment=args.augment, seed=args.seed,
     )
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(train_dataset) >= args.train_batch_size * accelerator.num_processes,
-        pin_memory=torch.cuda.is_available(),
-        # Worker base seeds come from here, not from the global RNG that the image pools use.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
+    train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
     val_photos, val_sketches, val_source = T.validation_images(
         args.num_validation_images, resolution=args.resolution, sketch_channels=sketch_ch, seed=args.seed,
         data_dir=args.data_dir, photo_dir=args.train_photo_dir, sketch_dir=args.train_sketch_dir, paired=False,
@@ -204,13 +169,9 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
     optimizer_d = torch.optim.Adam([*disc_photo.parameters(), *disc_sketch.parameters()], **adam)
 
     # ---- schedule (step counts as in the diffusers examples: per process, then x num_processes)
-    steps_per_epoch = math.ceil(math.ceil(len(train_dataloader) / accelerator.num_processes) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
-    sched_kwargs = dict(num_training_steps=max_train_steps * accelerator.num_processes,
-                        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-                        decay_start_fraction=args.decay_start_fraction)
-    scheduler_g = T.get_lr_scheduler(args.lr_scheduler, optimizer_g, **sched_kwargs)
-    scheduler_d = T.get_lr_scheduler(args.lr_scheduler, optimizer_d, **sched_kwargs)
+    max_train_steps = T.max_train_steps_from_args(args, len(train_dataloader), accelerator.num_processes)
+    scheduler_g = T.lr_scheduler_from_args(args, optimizer_g, max_train_steps, accelerator.num_processes)
+    scheduler_d = T.lr_scheduler_from_args(args, optimizer_d, max_train_steps, accelerator.num_processes)
 
     if args.compile:
         photo2sketch, sketch2photo = torch.compile(photo2sketch), torch.compile(sketch2photo)
@@ -238,26 +199,13 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
-    if accelerator.is_main_process:
-        config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        accelerator.init_trackers("cyclegan", config=config)
-    jsonl = T.JsonlLogger(output_dir / "logs.jsonl", enabled=accelerator.is_main_process)
+    T.init_trackers(accelerator, args, "cyclegan")
 
-    # ---- resume
-    first_epoch, skip_batches = 0, 0
-    checkpoint = T.resolve_resume_checkpoint(output_dir, args.resume_from_checkpoint)
-    if args.resume_from_checkpoint and checkpoint is None:
-        logger.info("no checkpoint in %s; starting a new run", output_dir, main_process_only=True)
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint, main_process_only=True)
-        accelerator.load_state(str(checkpoint))
-        for s in (scheduler_g, scheduler_d):  # this run's --max_train_steps decides the LR from here on
-            T.sync_scheduler_lr(s)
-        for pool in (pool_photo, pool_sketch):
+    # ---- resume (models, optimizers, schedulers, RNGs, the sampler's epoch, state, pools and EMAs)
+    resume = T.resume_from_checkpoint(accelerator, args, state, (scheduler_g, scheduler_d), steps_per_epoch)
+    if resume.checkpoint is not None:
+        for pool in (pool_photo, pool_sketch):  # loaded on the CPU
             pool.to(accelerator.device)
-        first_epoch = state.global_step // steps_per_epoch
-        skip_batches = (state.global_step % steps_per_epoch) * args.gradient_accumulation_steps
-    global_step = state.global_step
 
     total_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
@@ -267,21 +215,6 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
         total_batch, args.train_batch_size, accelerator.num_processes, args.gradient_accumulation_steps, args.generator,
         gen_kwargs["photo2sketch"], val_source, main_process_only=True,
     )
-
-    # First Ctrl-C: finish the current step, save a checkpoint and stop. A second one aborts.
-    stop = {"requested": False}
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread():
-        def _on_sigint(signum, frame):
-            stop["requested"] = True
-            signal.signal(signal.SIGINT, previous_handler or signal.default_int_handler)
-            logger.warning("interrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
-
-        previous_handler = signal.signal(signal.SIGINT, _on_sigint)
-
-    def save(step: int) -> Path:
-        state.global_step = step
-        return T.save_checkpoint(accelerator, output_dir, step, args.checkpoints_total_limit)
 
     def validate(step: int) -> None:
         nets = {name: T.unwrap(net, accelerator) for name, net in generators.items()}
@@ -312,25 +245,22 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
         for tag, grid in grids.items():
             T.log_validation_images(accelerator, f"validation/{tag}", grid, step)
 
-    progress = tqdm(range(max_train_steps), initial=global_step, desc="cyclegan",
-                    disable=not accelerator.is_local_main_process)
-    throughput = T.Throughput()
-    last_saved = global_step if checkpoint is not None else -1
-    interrupted = False
+    # Progress bar, logging, checkpoints, validation grids and Ctrl-C around the steps below.
+    loop = T.TrainingLoop(
+        accelerator, args, state, max_train_steps=max_train_steps, images_per_step=total_batch, lr_scheduler=scheduler_g,
+        validate=validate, resume=resume, emas=[(ema, generators[name]) for name, ema in emas.items()], desc="cyclegan",
+        progress_skip=("loss/generator",),  # the bar has room for the terms, not their sum
+    )
     losses: dict[str, torch.Tensor] = {}
     for net in (photo2sketch, sketch2photo, disc_photo, disc_sketch):
         net.train()
 
-    try:
-        for epoch in range(first_epoch, num_epochs):
-            if global_step >= max_train_steps:
+    # A first Ctrl-C ends the loop after the current step, a second one at once (see T.TrainingLoop).
+    with loop:
+        for epoch in range(resume.first_epoch, num_epochs):
+            if loop.should_stop:
                 break
-            train_dataloader.set_epoch(epoch)
-            train_dataset.set_epoch(epoch)
-            batches = train_dataloader
-            if epoch == first_epoch and skip_batches:
-                batches = accelerator.skip_first_batches(train_dataloader, skip_batches)
-            for batch in batches:
+            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume):
                 real_photo, real_sketch = batch["photo"], batch["sketch"]
                 if args.channels_last:
                     real_photo = real_photo.contiguous(memory_format=torch.channels_last)
@@ -401,60 +331,15 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
 
                 if not accelerator.sync_gradients:
                     continue
-                global_step += 1
-                state.global_step = global_step
-                progress.update(1)
-                throughput.add(total_batch)
-                for name, ema in emas.items():
-                    ema.step(T.unwrap(generators[name], accelerator).parameters())
-
-                if global_step % args.logging_steps == 0 or global_step == max_train_steps:
-                    logs = {k: v.item() for k, v in losses.items()}
-                    logs["lr"] = scheduler_g.get_last_lr()[0]
-                    logs["perf/images_per_s"] = throughput.rate()
-                    logs["epoch"] = epoch
-                    progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items()
-                                          if k.startswith("loss/") and k != "loss/generator"})
-                    accelerator.log(logs, step=global_step)
-                    jsonl.log(logs, step=global_step)
-                if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
-                    save(global_step)
-                    last_saved = global_step
-                if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
-                    validate(global_step)
-
-                if stop["requested"]:
-                    accelerator.set_trigger()
-                if accelerator.check_trigger():
-                    interrupted = True
+                if loop.end_of_step(epoch, losses):
                     break
-                if global_step >= max_train_steps:
-                    break
-            if interrupted:
-                break
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the step loop
-        interrupted = True
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-        progress.close()
-
-    if interrupted:
-        if global_step > 0 and last_saved != global_step:
-            path = save(global_step)
-            logger.warning("interrupted at step %d; resume with --resume_from_checkpoint %s", global_step, path,
-                           main_process_only=True)
-        accelerator.end_training()
-        raise SystemExit(130)
+    loop.exit_if_interrupted()  # after Ctrl-C: checkpoint, resume hint, SystemExit(130)
 
     # ---- end of training: a resumable final checkpoint, a last validation grid, both exports
-    if args.checkpointing_steps and last_saved != global_step:
-        save(global_step)
-    accelerator.wait_for_everyone()
+    loop.finish()
+    global_step = loop.global_step
     exports: dict[str, Path] | None = None
     if accelerator.is_main_process:
-        if args.validation_steps and global_step % args.validation_steps != 0:
-            validate(global_step)
         exports = {}
         for name in DIRECTIONS:
             export_dir = output_dir / name
@@ -480,30 +365,16 @@ def _model_card_kwargs(args, direction: str, class_name: str, gen_kwargs: dict, 
             else f"`{Path(args.photo_dir).resolve().name}` + `{Path(args.sketch_dir).resolve().name}`")
     loss = (f"{args.gan_mode} GAN (70x70 PatchGAN) + cycle L1 x {args.lambda_cycle:g}"
             + (f" + identity L1 x {args.lambda_identity * args.lambda_cycle:g}" if args.lambda_identity > 0 else ""))
-    training = "\n".join([
-        f"CycleGAN (Zhu et al. 2017) on unpaired data, {source} -> {target} generator, trained with `train/cyclegan.py`"
-        f" together with the opposite direction:",
-        "",
-        "```bash",
-        args.command,
-        "```",
-        "",
-        f"- data: {data} ({len(dataset.photos)} photos, {len(dataset.sketches)} sketches, unpaired)",
-        f"- steps: {steps}, resolution: {args.resolution}x{args.resolution}, batch size: "
-        f"{args.train_batch_size} x {args.gradient_accumulation_steps} accumulation",
-        f"- loss: {loss}, image pool {args.pool_size}",
-        f"- optimiser: Adam lr {args.learning_rate:g}, betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
-        f"schedule `{args.lr_scheduler}`" + (", EMA weights" if args.use_ema else ""),
-        f"- seed: {args.seed}, mixed precision: {args.mixed_precision or 'no'}",
-    ])
-    return {
-        "title": f"photosketch CycleGAN {source} → {target} ({args.generator})",
-        "summary": f"A {source} → {target} face generator trained with CycleGAN on unpaired photos and sketches.",
-        "repo_id": repo_id,
-        "class_name": class_name,
-        "architecture": f"`{class_name}` with `{json.dumps(gen_kwargs, sort_keys=True)}`.",
-        "training": training,
-    }
+    return T.model_card_kwargs(
+        args,
+        title=f"photosketch CycleGAN {source} → {target} ({args.generator})",
+        summary=f"A {source} → {target} face generator trained with CycleGAN on unpaired photos and sketches.",
+        method=f"CycleGAN (Zhu et al. 2017) on unpaired data, {source} -> {target} generator, trained with "
+               f"`train/cyclegan.py` together with the opposite direction:",
+        data=f"{data} ({len(dataset.photos)} photos, {len(dataset.sketches)} sketches, unpaired)",
+        loss=f"{loss}, image pool {args.pool_size}",
+        steps=steps, class_name=class_name, gen_kwargs=gen_kwargs, repo_id=repo_id,
+    )
 
 
 if __name__ == "__main__":

@@ -17,12 +17,8 @@ is never used here, so it stays out of model selection. The generator is exporte
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 
 # Run from a checkout without `pip install -e .`.
@@ -32,10 +28,7 @@ if (_REPO_ROOT / "photosketch").is_dir() and str(_REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
 from accelerate.logging import get_logger  # noqa: E402
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
 from photosketch.data import SKETCH_SOURCES, PairedDataset  # noqa: E402
@@ -91,27 +84,8 @@ def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 def main(args: argparse.Namespace) -> Path | None:
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=T.tracker_names(args.report_to),
-        # Checkpoints are named checkpoint-{step} by T.save_checkpoint, not by accelerate's automatic
-        # counter (which a resumed run would have to advance by hand).
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir),
-                                            automatic_checkpoint_naming=False),
-        # Seeded shuffling independent of the global RNG, with its epoch saved in checkpoints.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    set_seed(args.seed)
-    if args.allow_tf32 and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
+    # Also sets up logging, the seed and TF32, and writes OUTPUT_DIR/training_args.json.
+    accelerator = T.init_accelerator(args)
 
     # ---- data
     photo2sketch = args.direction == "photo2sketch"
@@ -121,17 +95,7 @@ def main(args: argparse.Namespace) -> Path | None:
         sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
         face_crop=args.face_crop, seed=args.seed,
     )
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(train_dataset) >= args.train_batch_size * accelerator.num_processes,
-        pin_memory=torch.cuda.is_available(),
-        # Worker base seeds come from here, not from the global RNG that dropout uses: a resumed
-        # run then draws the same dropout masks as an uninterrupted one.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
+    train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
     val_inputs, val_targets, val_source = _validation_batch(args)
 
     # ---- models
@@ -157,13 +121,9 @@ def main(args: argparse.Namespace) -> Path | None:
     optimizer_d = torch.optim.Adam(discriminator.parameters(), **adam) if use_gan else None
 
     # ---- schedule (step counts as in the diffusers examples: per process, then x num_processes)
-    steps_per_epoch = math.ceil(math.ceil(len(train_dataloader) / accelerator.num_processes) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
-    sched_kwargs = dict(num_training_steps=max_train_steps * accelerator.num_processes,
-                        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-                        decay_start_fraction=args.decay_start_fraction)
-    scheduler_g = T.get_lr_scheduler(args.lr_scheduler, optimizer_g, **sched_kwargs)
-    scheduler_d = T.get_lr_scheduler(args.lr_scheduler, optimizer_d, **sched_kwargs) if use_gan else None
+    max_train_steps = T.max_train_steps_from_args(args, len(train_dataloader), accelerator.num_processes)
+    scheduler_g = T.lr_scheduler_from_args(args, optimizer_g, max_train_steps, accelerator.num_processes)
+    scheduler_d = T.lr_scheduler_from_args(args, optimizer_d, max_train_steps, accelerator.num_processes) if use_gan else None
 
     if args.compile:
         generator = torch.compile(generator)
@@ -192,24 +152,10 @@ def main(args: argparse.Namespace) -> Path | None:
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
-    if accelerator.is_main_process:
-        config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        accelerator.init_trackers(f"pix2pix-{args.direction}", config=config)
-    jsonl = T.JsonlLogger(output_dir / "logs.jsonl", enabled=accelerator.is_main_process)
+    T.init_trackers(accelerator, args, f"pix2pix-{args.direction}")
 
-    # ---- resume
-    first_epoch, skip_batches = 0, 0
-    checkpoint = T.resolve_resume_checkpoint(output_dir, args.resume_from_checkpoint)
-    if args.resume_from_checkpoint and checkpoint is None:
-        logger.info("no checkpoint in %s; starting a new run", output_dir, main_process_only=True)
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint, main_process_only=True)
-        accelerator.load_state(str(checkpoint))
-        for s in schedulers:  # this run's --max_train_steps decides the LR from here on
-            T.sync_scheduler_lr(s)
-        first_epoch = state.global_step // steps_per_epoch
-        skip_batches = (state.global_step % steps_per_epoch) * args.gradient_accumulation_steps
-    global_step = state.global_step
+    # ---- resume (models, optimizers, schedulers, RNGs, the sampler's epoch, state and EMA)
+    resume = T.resume_from_checkpoint(accelerator, args, state, schedulers, steps_per_epoch)
 
     total_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
@@ -219,21 +165,6 @@ def main(args: argparse.Namespace) -> Path | None:
         accelerator.num_processes, args.gradient_accumulation_steps, args.generator, gen_kwargs, val_source,
         main_process_only=True,
     )
-
-    # First Ctrl-C: finish the current step, save a checkpoint and stop. A second one aborts.
-    stop = {"requested": False}
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread():
-        def _on_sigint(signum, frame):
-            stop["requested"] = True
-            signal.signal(signal.SIGINT, previous_handler or signal.default_int_handler)
-            logger.warning("interrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
-
-        previous_handler = signal.signal(signal.SIGINT, _on_sigint)
-
-    def save(step: int) -> Path:
-        state.global_step = step
-        return T.save_checkpoint(accelerator, output_dir, step, args.checkpoints_total_limit)
 
     def validate(step: int) -> None:
         net = T.unwrap(generator, accelerator)
@@ -250,26 +181,23 @@ def main(args: argparse.Namespace) -> Path | None:
         grid = T.save_validation_grid(val_inputs, outputs, val_targets, output_dir / "validation" / f"step-{step}.png")
         T.log_validation_images(accelerator, "validation", grid, step)
 
-    progress = tqdm(range(max_train_steps), initial=global_step, desc=f"pix2pix {args.direction}",
-                    disable=not accelerator.is_local_main_process)
-    throughput = T.Throughput()
-    last_saved = global_step if checkpoint is not None else -1
-    interrupted = False
+    # Progress bar, logging, checkpoints, validation grids and Ctrl-C around the steps below.
+    loop = T.TrainingLoop(
+        accelerator, args, state, max_train_steps=max_train_steps, images_per_step=total_batch, lr_scheduler=scheduler_g,
+        validate=validate, resume=resume, emas=[(ema, generator)] if ema is not None else [],
+        desc=f"pix2pix {args.direction}",
+    )
     losses: dict[str, torch.Tensor] = {}
     for net in (generator, discriminator):
         if net is not None:
             net.train()
 
-    try:
-        for epoch in range(first_epoch, num_epochs):
-            if global_step >= max_train_steps:
+    # A first Ctrl-C ends the loop after the current step, a second one at once (see T.TrainingLoop).
+    with loop:
+        for epoch in range(resume.first_epoch, num_epochs):
+            if loop.should_stop:
                 break
-            train_dataloader.set_epoch(epoch)
-            train_dataset.set_epoch(epoch)
-            batches = train_dataloader
-            if epoch == first_epoch and skip_batches:
-                batches = accelerator.skip_first_batches(train_dataloader, skip_batches)
-            for batch in batches:
+            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume):
                 cond, real = (batch["photo"], batch["sketch"]) if photo2sketch else (batch["sketch"], batch["photo"])
                 if args.channels_last:
                     cond = cond.contiguous(memory_format=torch.channels_last)
@@ -314,59 +242,15 @@ def main(args: argparse.Namespace) -> Path | None:
 
                 if not accelerator.sync_gradients:
                     continue
-                global_step += 1
-                state.global_step = global_step
-                progress.update(1)
-                throughput.add(total_batch)
-                if ema is not None:
-                    ema.step(T.unwrap(generator, accelerator).parameters())
-
-                if global_step % args.logging_steps == 0 or global_step == max_train_steps:
-                    logs = {k: v.item() for k, v in losses.items()}
-                    logs["lr"] = scheduler_g.get_last_lr()[0]
-                    logs["perf/images_per_s"] = throughput.rate()
-                    logs["epoch"] = epoch
-                    progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")})
-                    accelerator.log(logs, step=global_step)
-                    jsonl.log(logs, step=global_step)
-                if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
-                    save(global_step)
-                    last_saved = global_step
-                if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
-                    validate(global_step)
-
-                if stop["requested"]:
-                    accelerator.set_trigger()
-                if accelerator.check_trigger():
-                    interrupted = True
+                if loop.end_of_step(epoch, losses):
                     break
-                if global_step >= max_train_steps:
-                    break
-            if interrupted:
-                break
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the step loop
-        interrupted = True
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-        progress.close()
-
-    if interrupted:
-        if global_step > 0 and last_saved != global_step:
-            path = save(global_step)
-            logger.warning("interrupted at step %d; resume with --resume_from_checkpoint %s", global_step, path,
-                           main_process_only=True)
-        accelerator.end_training()
-        raise SystemExit(130)
+    loop.exit_if_interrupted()  # after Ctrl-C: checkpoint, resume hint, SystemExit(130)
 
     # ---- end of training: a resumable final checkpoint, a last validation grid, the export
-    if args.checkpointing_steps and last_saved != global_step:
-        save(global_step)
-    accelerator.wait_for_everyone()
+    loop.finish()
+    global_step = loop.global_step
     export_dir = None
     if accelerator.is_main_process:
-        if args.validation_steps and global_step % args.validation_steps != 0:
-            validate(global_step)
         export_dir = output_dir / args.direction
         repo_id = args.hub_model_id or T.default_hub_model_id(output_dir, args.direction)
         class_name = type(T.unwrap(generator, accelerator)).__name__
@@ -389,29 +273,14 @@ def _model_card_kwargs(args, class_name: str, gen_kwargs: dict, repo_id: str | N
                                          if args.gan_weight > 0 else " only (no discriminator)")
     sketches = {"real": "the dataset's drawn sketches", "lines": "classical line drawings of the photos",
                 "mixed": "drawn sketches and classical line drawings (p=0.5 each)"}[args.sketch_source]
-    training = "\n".join([
-        f"pix2pix (Isola et al. 2017), {source} -> {target}, trained with `train/pix2pix.py`:",
-        "",
-        "```bash",
-        args.command,
-        "```",
-        "",
-        f"- data: `{Path(args.data_dir).resolve().name}` ({n_pairs} training pairs), sketches: {sketches}",
-        f"- steps: {steps}, resolution: {args.resolution}x{args.resolution}, batch size: "
-        f"{args.train_batch_size} x {args.gradient_accumulation_steps} accumulation",
-        f"- loss: {loss}",
-        f"- optimiser: Adam lr {args.learning_rate:g}, betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
-        f"schedule `{args.lr_scheduler}`" + (", EMA weights" if args.use_ema else ""),
-        f"- seed: {args.seed}, mixed precision: {args.mixed_precision or 'no'}",
-    ])
-    return {
-        "title": f"photosketch pix2pix {source} → {target} ({args.generator})",
-        "summary": f"A {source} → {target} face generator trained with pix2pix on paired data.",
-        "repo_id": repo_id,
-        "class_name": class_name,
-        "architecture": f"`{class_name}` with `{json.dumps(gen_kwargs, sort_keys=True)}`.",
-        "training": training,
-    }
+    return T.model_card_kwargs(
+        args,
+        title=f"photosketch pix2pix {source} → {target} ({args.generator})",
+        summary=f"A {source} → {target} face generator trained with pix2pix on paired data.",
+        method=f"pix2pix (Isola et al. 2017), {source} -> {target}, trained with `train/pix2pix.py`:",
+        data=f"`{Path(args.data_dir).resolve().name}` ({n_pairs} training pairs), sketches: {sketches}",
+        loss=loss, steps=steps, class_name=class_name, gen_kwargs=gen_kwargs, repo_id=repo_id,
+    )
 
 
 if __name__ == "__main__":
