@@ -1,0 +1,62 @@
+"""scripts/ship_model.py renders measured numbers into a shipped folder (tiny model, tiny data)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from PIL import ImageOps
+
+from photosketch.evaluate import main as evaluate_main
+from photosketch.models import CompactGenerator, load_generator
+
+from conftest import make_face
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
+    data = tmp_path / "data" / "test"
+    for sub in ("photos", "sketches"):
+        (data / sub).mkdir(parents=True)
+    for i in range(3):
+        photo = make_face((40, 48), seed=i)
+        photo.save(data / "photos" / f"{i}.png")
+        ImageOps.invert(photo.convert("L")).save(data / "sketches" / f"{i}.png")
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    CompactGenerator(ngf=8, n_blocks=1, sample_size=32).save_pretrained(run / "photo2sketch")
+    (run / "training_args.json").write_text(json.dumps(
+        {"command": "python train/pix2pix.py --data_dir D --max_train_steps 7", "max_train_steps": 7, "train_batch_size": 2}))
+    results = tmp_path / "eval"
+    assert evaluate_main(["--data_dir", str(tmp_path / "data"), "--direction", "photo2sketch", "--model",
+                          str(run / "photo2sketch"), "--output_dir", str(results), "--quiet"]) == 0
+    baseline = tmp_path / "xdog"
+    assert evaluate_main(["--data_dir", str(tmp_path / "data"), "--direction", "photo2sketch", "--model", "xdog",
+                          "--output_dir", str(baseline), "--quiet"]) == 0
+
+    ship = load_script()
+    weights = tmp_path / "weights"
+    assert ship.main(ship.parse_args([
+        "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch", "--weights_dir", str(weights), "--fp16",
+        "--results", f"tiny test={results / 'results.json'}", "--baseline", f"tiny test={baseline / 'results.json'}",
+    ])) == 0
+    out = weights / "photo2sketch"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert all(t.dtype == torch.float16 for t in safetensors.torch.load_file(out / "model.safetensors").values())
+    card = (out / "README.md").read_text()
+    fsim = json.loads((results / "results.json").read_text())["means"]["fsim"]
+    xdog = json.loads((baseline / "results.json").read_text())["means"]["fsim"]
+    assert f"{fsim:.4f}" in card and f"{xdog:.4f}" in card
+    assert "--max_train_steps 7" in card and "7 steps" in card
+    assert "library_name: photosketch" in card and "non-commercial" in card
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.allclose(load_generator(out)(x), load_generator(run / "photo2sketch")(x), atol=2e-2)
