@@ -1,0 +1,525 @@
+"""The photosketch Gradio Space: face photo -> pencil sketch, and sketch -> face photo.
+
+    python app.py                      # serves on 0.0.0.0:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
+
+Everything model-related comes from the library: names from ``photosketch.hub`` (Hub repo id ->
+Hugging Face cache -> folder shipped in ``weights/``, so the Space works offline) and inference from
+``PhotoSketchPipeline``. This file only does the user interface, reading uploads safely and
+turning failures into messages. Pipelines are loaded on first use and kept, per model name, on a
+:class:`SketchApp` owned by the demo (``demo.photosketch``), never in module globals.
+
+API (every non-streaming endpoint has a stable name; see the README for a ``gradio_client`` snippet):
+
+- ``/photo_to_sketch(photo, model, face_crop, strength) -> sketch``
+- ``/sketch_to_photo(sketch, model) -> photo``, where ``sketch`` is a Sketchpad value
+  ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from photosketch.face import FaceDetector
+from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model
+from photosketch.image import ImageLoadError, load_image
+from photosketch.pipeline import PhotoSketchPipeline
+
+logger = logging.getLogger("photosketch.app")
+
+
+class UserError(gr.Error):
+    """A ``gr.Error`` for bad input: shown to the user, not logged with a traceback on the server."""
+
+    def __init__(self, message: str, title: str = "Error") -> None:
+        super().__init__(message, title=title, print_exception=False)
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+
+#: Uploads above this many pixels are refused before they are decoded (memory stays bounded).
+REFUSE_PIXELS = 50_000_000
+#: Uploads above either limit are downscaled (with a warning) before processing.
+MAX_SIDE = 4096
+MAX_PIXELS = 20_000_000
+#: Smaller than this on either side is not a picture of a face.
+MIN_SIDE = 16
+#: Webcam frames are sketched at this longer side (live mode favours speed over detail).
+LIVE_SIDE = 320
+#: Largest upload the server accepts at all (gradio refuses bigger files before they are stored).
+MAX_FILE_SIZE = "50mb"
+#: Jobs run at once (the free CPU Space has 2 vCPUs) and jobs allowed to wait.
+CONCURRENCY = 2
+QUEUE_SIZE = 32
+#: Sketchpad canvas, pixels.
+CANVAS = (512, 512)
+
+#: A drawing counts as empty when no pixel is darker than this (white canvas, eraser marks).
+_INK_LEVEL = 200
+
+
+# --------------------------------------------------------------------------------------------
+# Reading uploads
+
+
+def _human_size(w: int, h: int) -> str:
+    return f"{w}×{h} px ({w * h / 1e6:.1f} MP)"
+
+
+def check_dimensions(w: int, h: int, name: str = "The image") -> None:
+    """Refuse images that are too small to be a face or too large to decode safely."""
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise UserError(f"{name} is only {w}×{h} px; please upload a picture at least {MIN_SIDE}×{MIN_SIDE} px.")
+    if w * h > REFUSE_PIXELS:
+        raise UserError(
+            f"{name} is {_human_size(w, h)}, above the {REFUSE_PIXELS // 1_000_000} MP limit; "
+            f"please resize it (at most {MAX_SIDE} px a side is plenty) and try again."
+        )
+
+
+def probe(path: str | os.PathLike, name: str | None = None) -> tuple[int, int, int]:
+    """(width, height, frames) from the file header, without decoding the pixels."""
+    name = name or Path(path).name
+    try:
+        with Image.open(path) as img:
+            return img.width, img.height, int(getattr(img, "n_frames", 1) or 1)
+    except Image.DecompressionBombError:
+        raise UserError(f"{name} is far too large to process; please resize it and try again.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UserError(f"{name} is not an image I can read; please upload a PNG, JPEG or WebP picture.") from None
+
+
+def fit(img: Image.Image, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Shrink ``img`` (keeping its aspect) to at most ``max_side`` a side and ``max_pixels`` in all."""
+    w, h = img.size
+    scale = min(1.0, max_side / max(w, h), (max_pixels / (w * h)) ** 0.5)
+    if scale >= 1.0:
+        return img
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def read_upload(path: str | os.PathLike, what: str = "photo") -> Image.Image:
+    """Decode an uploaded file through ``photosketch.image.load_image``, with human errors.
+
+    Raises ``gr.Error`` for anything that is not a usable image; downscales (and says so) images
+    above :data:`MAX_SIDE` / :data:`MAX_PIXELS`; uses the first frame of animations (and says so).
+    """
+    name = Path(path).name
+    w, h, frames = probe(path, name)
+    check_dimensions(w, h, name)
+    try:
+        img = load_image(path)
+    except ImageLoadError as exc:
+        reason = str(exc).replace(str(path), name)  # the server's temp path means nothing to a user
+        raise UserError(f"Could not read the {what}: {reason}. Please upload another picture.") from None
+    if frames > 1:
+        gr.Info(f"{name} is animated ({frames} frames); using its first frame.")
+    return downscale_notice(img, name)
+
+
+def downscale_notice(img: Image.Image, name: str = "The image") -> Image.Image:
+    small = fit(img)
+    if small.size != img.size:
+        gr.Warning(f"{name} is {_human_size(*img.size)}; processing it downscaled to {small.width}×{small.height} px.")
+    return small
+
+
+def save_png(img: Image.Image, folder: str | os.PathLike) -> str:
+    """Write ``img`` as ``<folder>/<sha256>/<name>.png`` atomically and return the path.
+
+    Why not return the PIL image: gradio 6.31 caches a returned image under a hash of its bytes
+    with a plain ``write_bytes``, so two requests that produce the same picture (two users
+    clicking the same example) rewrite one file while a browser may be downloading it, and that
+    download comes back truncated. Here the bytes go to a temporary name and are renamed into
+    place, so a reader sees the old complete file or the new complete file. ``folder`` is inside
+    gradio's cache, so gradio serves the file as is (and ``delete_cache`` ages it out).
+    """
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    data = buf.getvalue()
+    target_dir = Path(folder) / hashlib.sha256(data).hexdigest()
+    target = target_dir / ("sketch.png" if img.mode == "L" else "image.png")
+    if target.is_file():
+        os.utime(target)  # handed out again: restart its clock for gradio's delete_cache
+    else:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(dir=target_dir, prefix=".part-", suffix=".png")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(staging, target)
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            raise
+    return str(target)
+
+
+def _payload_paths(payload: Any) -> list[str]:
+    """File paths inside an Image / ImageEditor payload (FileData, or an EditorData of them)."""
+    if payload is None:
+        return []
+    path = getattr(payload, "path", None)
+    if isinstance(path, str):
+        return [path]
+    paths = []
+    for key in ("background", "composite"):
+        paths += _payload_paths(getattr(payload, key, None))
+    for layer in getattr(payload, "layers", None) or []:
+        paths += _payload_paths(layer)
+    return paths
+
+
+def guard_uploads(component: gr.components.Component, what: str) -> gr.components.Component:
+    """Make ``component`` reject unreadable or oversized uploads with a human ``gr.Error``.
+
+    gradio decodes some inputs itself (the Sketchpad always does; an Image opens the header), and
+    its own failures reach the user as a generic "Error". The header check runs before gradio
+    decodes anything, so a decompression bomb or a 100-megapixel PNG never reaches memory.
+    """
+    original = component.preprocess
+
+    def preprocess(payload):
+        for path in _payload_paths(payload):
+            w, h, _ = probe(path, f"The {what}")
+            check_dimensions(w, h, f"The {what}")
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything gradio's decoder throws is "unreadable"
+            logger.info("upload rejected: %s: %s", type(exc).__name__, exc)
+            raise UserError(f"The {what} could not be read ({type(exc).__name__}); please upload a PNG, JPEG or WebP picture.") from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+
+
+class SketchApp:
+    """The Space's state: pipelines by model name (loaded once, on first use) and a face detector.
+
+    Args:
+        loader: ``name -> PhotoSketchPipeline`` (default: ``PhotoSketchPipeline.from_pretrained``,
+            which resolves Hub id -> HF cache -> ``weights/<name>``).
+    """
+
+    def __init__(self, loader: Callable[[str], PhotoSketchPipeline] | None = None,
+                 output_dir: str | os.PathLike | None = None) -> None:
+        self._loader = loader or PhotoSketchPipeline.from_pretrained
+        #: Results are written here (inside gradio's cache, which serves and ages them out).
+        self.output_dir = Path(output_dir or Path(gr.utils.get_upload_folder()) / "photosketch")
+        self._pipes: dict[str, PhotoSketchPipeline] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.detector = FaceDetector()
+        self.photo_models = available_models("photo2sketch")
+        self.sketch_models = available_models("sketch2photo")
+
+    def pipeline(self, name: str | None, direction: str) -> PhotoSketchPipeline:
+        """The cached pipeline for ``name`` (default model of ``direction`` when empty)."""
+        name = name or default_model(direction)
+        spec = MODELS.get(name)
+        if spec is not None and spec.direction != direction:
+            raise UserError(f"{name} is a {spec.direction} model; pick a {direction} model.")
+        pipe = self._pipes.get(name)
+        if pipe is not None:
+            return pipe
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:  # two first requests for the same model load it once
+            pipe = self._pipes.get(name)
+            if pipe is None:
+                try:
+                    pipe = self._loader(name)
+                except ModelNotAvailableError as exc:
+                    raise UserError(str(exc), title="Model not installed") from None
+                except KeyError as exc:
+                    raise UserError(str(exc.args[0]) if exc.args else f"unknown model {name!r}") from None
+                logger.info("loaded %r", pipe)
+                self._pipes[name] = pipe
+        return pipe
+
+    @property
+    def loaded(self) -> list[str]:
+        return sorted(self._pipes)
+
+    # -- Photo -> Sketch ---------------------------------------------------------------------
+
+    def photo_to_sketch(self, photo: str | None, model: str | None, face_crop: bool = True, strength: float = 0.5):
+        """An uploaded photo (a file path) -> (sketch, the picture it was made from)."""
+        if not photo:
+            raise UserError("Upload a photo first (or take one with the webcam, or paste one).")
+        img = read_upload(photo, "photo")
+        sketch, before = self._sketch(img, model, face_crop, strength, notify=True)
+        return save_png(sketch, self.output_dir), before
+
+    def live_sketch(self, frame: np.ndarray | None, model: str | None, face_crop: bool, strength: float):
+        """A webcam frame -> a sketch, at :data:`LIVE_SIDE` px for speed."""
+        if frame is None:
+            return None
+        img = fit(load_image(frame), max_side=LIVE_SIDE)
+        return self._sketch(img, model, face_crop, strength, notify=False)[0]
+
+    def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool):
+        pipe = self.pipeline(model, "photo2sketch")
+        if face_crop:
+            crop, box = self.detector.crop(img)
+            if box is None and notify:
+                gr.Info("No face found; sketching the whole picture.")
+            img = crop
+        strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
+        sketch = pipe(img, face_crop=False, strength=strength)
+        # The "before" half of the before/after slider: what was sketched, at preview size.
+        return sketch, fit(img, max_side=1024)
+
+    def before_after(self, before: Image.Image | None, sketch: str | None):
+        """The slider's pair: the picture that was sketched (preview size) and the sketch."""
+        if before is None or not sketch:
+            return None
+        return save_png(before, self.output_dir), sketch
+
+    # -- Sketch -> Photo ---------------------------------------------------------------------
+
+    def sketch_to_photo(self, sketch: dict | str | Image.Image | None, model: str | None):
+        """A Sketchpad value (or an image) -> a photo."""
+        pipe = self.pipeline(model, "sketch2photo")
+        img = sketch_image(sketch)
+        return save_png(pipe(img, face_crop=False), self.output_dir)
+
+    def live_photo(self, sketch: dict | None, model: str | None, live: bool):
+        """``.change`` of the Sketchpad: regenerate only when live mode is on and there is a drawing."""
+        if not live or not self.sketch_models:
+            return gr.skip()
+        try:
+            return self.sketch_to_photo(sketch, model)
+        except gr.Error:
+            return gr.skip()  # an empty canvas while drawing is not an error worth a pop-up
+
+
+def sketch_image(value: dict | str | Image.Image | None) -> Image.Image:
+    """The drawing from a Sketchpad value: its composite (or background), flattened on white, in 'L'.
+
+    Raises ``gr.Error("Draw something first")`` for an empty or blank canvas.
+    """
+    img = value
+    if isinstance(value, dict):
+        img = value.get("composite")
+        if img is None:
+            img = value.get("background")
+    if img is None:
+        raise UserError("Draw something first (or pick an example sketch below).")
+    if isinstance(img, (str, os.PathLike)):
+        img = read_upload(img, "sketch")
+    else:
+        try:
+            img = load_image(img)
+        except ImageLoadError as exc:
+            raise UserError(f"Could not read the sketch: {exc}.") from None
+        img = downscale_notice(img, "The sketch")
+    gray = img.convert("L")
+    if min(gray.size) < MIN_SIDE:
+        raise UserError(f"The sketch is only {gray.width}×{gray.height} px; draw on a larger canvas.")
+    lo, _ = gray.getextrema()
+    if lo >= _INK_LEVEL:
+        raise UserError("Draw something first: the canvas is empty.")
+    return gray
+
+
+# --------------------------------------------------------------------------------------------
+# The interface
+
+
+def _model_choices(names: list[str]) -> list[tuple[str, str]]:
+    return [(f"{n} — {MODELS[n].description}" if n in MODELS else n, n) for n in names]
+
+
+def _supports_strength(name: str | None) -> bool:
+    spec = MODELS.get(name or "")
+    return spec is not None and spec.style is not None
+
+
+def _examples(pattern: str) -> list[str]:
+    return sorted(str(p) for p in EXAMPLES_DIR.glob(pattern))
+
+
+DESCRIPTION = """\
+# photosketch
+Face photo → pencil sketch, and sketch → face photo. Runs on CPU; models come from the Hugging Face
+Hub, the local cache or the weights shipped with this Space.
+"""
+
+
+def build_demo(app: SketchApp | None = None) -> gr.Blocks:
+    """The Space's Blocks; the :class:`SketchApp` (models, detector) is kept as ``demo.photosketch``."""
+    app = app or SketchApp()
+    photo_default = default_model("photo2sketch") if app.photo_models else None
+    sketch_default = app.sketch_models[0] if app.sketch_models else None
+
+    # delete_cache: results older than a day are removed every hour (a long-running Space's disk).
+    with gr.Blocks(title="photosketch: face photo ↔ sketch", analytics_enabled=False,
+                   delete_cache=(3600, 86400)) as demo:
+        gr.Markdown(DESCRIPTION)
+        with gr.Tab("Photo → Sketch", id="photo2sketch"):
+            with gr.Row():
+                with gr.Column():
+                    photo = guard_uploads(
+                        gr.Image(
+                            sources=["upload", "webcam", "clipboard"],
+                            type="filepath",
+                            image_mode=None,  # keep the file as uploaded; load_image decodes it
+                            label="Face photo",
+                            elem_id="photo-input",
+                        ),
+                        "photo",
+                    )
+                    p_model = gr.Dropdown(
+                        _model_choices(app.photo_models), value=photo_default, label="Model / style",
+                        elem_id="photo-model",
+                    )
+                    with gr.Row():
+                        face_crop = gr.Checkbox(value=True, label="Crop to the face")
+                        strength = gr.Slider(
+                            0.0, 1.0, value=0.5, step=0.05, label="Line strength",
+                            info="classical styles only", interactive=_supports_strength(photo_default),
+                        )
+                    p_button = gr.Button("Sketch it", variant="primary", elem_id="photo-button")
+                with gr.Column():
+                    sketch_out = gr.Image(
+                        label="Sketch", type="filepath", format="png", interactive=False,
+                        buttons=["download", "fullscreen"], elem_id="sketch-output",
+                    )
+                    compare = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
+            gr.Examples(
+                _examples("face_*.png"),
+                inputs=[photo],
+                label="Example photos (synthetic faces made by scripts/make_examples.py, CC0)",
+                elem_id="photo-examples",
+                cache_examples=False,  # CPU Space: no example runs at start-up
+            )
+            with gr.Accordion("Live webcam", open=False):
+                gr.Markdown(f"Sketches webcam frames as they come, downscaled to {LIVE_SIDE} px for speed.")
+                with gr.Row():
+                    cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam")
+                    live_out = gr.Image(label="Live sketch", interactive=False, format="jpeg", elem_id="live-sketch")
+            before = gr.State()
+
+        with gr.Tab("Sketch → Photo", id="sketch2photo"):
+            if not app.sketch_models:
+                gr.Markdown(
+                    "**No sketch → photo model is installed.** Train one with `train/pix2pix.py` "
+                    "(see the README) and put it in `weights/sketch2photo`, or make the Hub repo "
+                    "`photosketch/sketch2photo` available in the Hugging Face cache. "
+                    "Until then this tab cannot generate photos.",
+                    elem_id="no-sketch-model",
+                )
+            with gr.Row():
+                with gr.Column():
+                    pad = guard_uploads(
+                        gr.Sketchpad(
+                            value=Image.new("L", CANVAS, 255),  # a white sheet to draw on
+                            type="pil",
+                            image_mode="L",  # gradio flattens transparency on white for non-alpha modes
+                            sources=("upload", "clipboard"),
+                            brush=gr.Brush(default_size=4, colors=["#000000"], default_color="#000000", color_mode="fixed"),
+                            eraser=gr.Eraser(default_size=16),
+                            canvas_size=CANVAS,
+                            layers=False,
+                            label="Draw a face (or upload a sketch)",
+                            elem_id="sketchpad",
+                        ),
+                        "sketch",
+                    )
+                    s_model = gr.Dropdown(
+                        _model_choices(app.sketch_models), value=sketch_default, label="Model",
+                        interactive=bool(app.sketch_models), elem_id="sketch-model",
+                    )
+                    with gr.Row():
+                        live = gr.Checkbox(value=False, label="Update while drawing")
+                        s_button = gr.Button("Generate", variant="primary", elem_id="sketch-button")
+                with gr.Column():
+                    photo_out = gr.Image(
+                        label="Photo", type="filepath", format="png", interactive=False,
+                        buttons=["download", "fullscreen"], elem_id="photo-output",
+                    )
+            gr.Examples(
+                _examples("sketch_*.png") + _examples("outline.png"),
+                inputs=[pad],
+                label="Example sketches to start from",
+                elem_id="sketch-examples",
+                cache_examples=False,
+            )
+
+        # Events. The API endpoints return exactly one image; the slider is filled by a UI-only step.
+        p_model.change(lambda n: gr.update(interactive=_supports_strength(n)), p_model, strength,
+                       api_visibility="private", queue=False)
+        p_button.click(
+            app.photo_to_sketch, [photo, p_model, face_crop, strength], [sketch_out, before],
+            api_name="photo_to_sketch",
+            api_description="Face photo -> pencil sketch (PNG). strength in [0, 1] applies to classical styles.",
+        ).success(app.before_after, [before, sketch_out], compare, api_visibility="private", queue=False)
+        cam.stream(
+            app.live_sketch, [cam, p_model, face_crop, strength], [live_out],
+            stream_every=0.1, concurrency_limit=1, concurrency_id="live", time_limit=120,
+            api_name="photo_to_sketch_live", api_visibility="undocumented", show_progress="hidden",
+        )
+        s_button.click(
+            app.sketch_to_photo, [pad, s_model], [photo_out], api_name="sketch_to_photo",
+            api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG).",
+        )
+        pad.change(
+            app.live_photo, [pad, s_model, live], [photo_out], api_visibility="private",
+            trigger_mode="always_last", show_progress="hidden",
+        )
+
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.photosketch = app  # the models live as long as the demo, not the module
+    return demo
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """Settings shared by ``python app.py``, the tests and the load benchmark."""
+    return {"max_file_size": MAX_FILE_SIZE, "show_error": False}
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (like ``MALLOC_ARENA_MAX=2``) for this server process.
+
+    gradio runs each request on a worker thread and glibc gives busy threads their own arenas,
+    so after bursts of concurrent uploads the freed memory stays spread over many arenas: in
+    benchmarks/load.py the server's RSS kept creeping up (+70 MiB over six bursts of 32 requests);
+    with 2 arenas it levels off ~50 MiB above the warm-up figure. A no-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, int(arenas))  # -8 = M_ARENA_MAX (malloc.h)
+    except (OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas()
+    build_demo().launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **launch_kwargs(),
+    )

@@ -1,0 +1,212 @@
+"""The Space end to end over HTTP: launch build_demo() locally and call it with gradio_client."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_face
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+import app as space  # noqa: E402
+from photosketch import hub  # noqa: E402
+from photosketch.models import CompactGenerator  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """A tiny sketch->photo model installed as a shipped folder (weights/sketch2photo layout)."""
+    root = tmp_path_factory.mktemp("weights")
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(root / "sketch2photo")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hub, "WEIGHTS_DIR", weights_dir)
+        demo = space.build_demo()
+        assert "sketch2photo" in demo.photosketch.sketch_models
+        _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
+                                quiet=True, **space.launch_kwargs())
+        client = Client(url, verbose=False, download_files=str(weights_dir.parent / "downloads"))
+        try:
+            yield demo, client
+        finally:
+            client.close()
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("uploads")
+    out = {}
+    make_face((96, 120)).save(out.setdefault("face", d / "face.png"))
+    sketch = Image.new("L", (64, 80), 255)
+    sketch.paste(0, (20, 20, 44, 24))  # a black stroke
+    sketch.save(out.setdefault("sketch", d / "sketch.png"))
+    Image.new("RGBA", (64, 64), (255, 255, 255, 0)).save(out.setdefault("blank", d / "blank.png"))
+    (out.setdefault("text", d / "notes.png")).write_text("this is not an image\n")
+    data = (d / "face.png").read_bytes()
+    (out.setdefault("truncated", d / "truncated.png")).write_bytes(data[: len(data) // 2])
+    Image.new("RGB", (1, 1), "white").save(out.setdefault("tiny", d / "tiny.png"))
+    frames = [make_face((48, 48), seed=i) for i in range(3)]
+    frames[0].save(out.setdefault("gif", d / "anim.gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
+    # Wider than MAX_SIDE (cheap: one flat colour compresses to a few kB).
+    Image.new("RGB", (5000, 600), (200, 180, 160)).save(out.setdefault("wide", d / "wide.png"))
+    (out.setdefault("bomb", d / "bomb.png")).write_bytes(_png_header_only(12_000, 6_000))
+    return out
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` (72 MP) but holds almost no data: a decompression bomb
+    stand-in that must be refused from its header, never decoded."""
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 255).save(buf, format="PNG")
+    raw = bytearray(buf.getvalue())
+    ihdr = raw[16:29]  # after the 8-byte signature, 4-byte length and b"IHDR"
+    ihdr[0:8] = struct.pack(">II", width, height)
+    raw[16:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    return bytes(raw)
+
+
+def _pad(path: Path | None) -> dict:
+    """A Sketchpad value as an API caller sends it."""
+    return {"background": None, "layers": [], "composite": handle_file(str(path)) if path else None}
+
+
+def test_photo_to_sketch(server, files):
+    demo, client = server
+    out = client.predict(handle_file(str(files["face"])), "xdog", False, 0.7, api_name="/photo_to_sketch")
+    sketch = Image.open(out)
+    assert sketch.format == "PNG"
+    assert sketch.size == (96, 120)  # no crop: the input's size
+    arr = np.asarray(sketch.convert("L"))
+    assert arr.min() < 128 < arr.max()  # lines on paper, not a blank page
+    assert "xdog" in demo.photosketch.loaded
+
+
+def test_sketch_to_photo(server, files):
+    demo, client = server
+    out = client.predict(_pad(files["sketch"]), "sketch2photo", api_name="/sketch_to_photo")
+    photo = Image.open(out)
+    assert photo.mode == "RGB" and photo.size == (64, 80)
+    # loaded once, then reused
+    client.predict(_pad(files["sketch"]), "sketch2photo", api_name="/sketch_to_photo")
+    assert demo.photosketch.loaded.count("sketch2photo") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("text", "not an image"),
+        ("truncated", "truncated"),
+        ("tiny", "1×1"),
+        ("bomb", "MP limit"),
+    ],
+)
+def test_bad_photos_get_a_message(server, files, name, message):
+    _, client = server
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(files[name])), "xdog", True, 0.5, api_name="/photo_to_sketch")
+
+
+def test_missing_inputs(server, files):
+    _, client = server
+    with pytest.raises(AppError, match="Upload a photo"):
+        client.predict(None, "xdog", True, 0.5, api_name="/photo_to_sketch")
+    with pytest.raises(AppError, match="Draw something first"):
+        client.predict(_pad(files["blank"]), "sketch2photo", api_name="/sketch_to_photo")
+    with pytest.raises(AppError, match="Draw something first"):
+        client.predict(_pad(None), "sketch2photo", api_name="/sketch_to_photo")
+    with pytest.raises(AppError, match="could not be read|not an image"):
+        client.predict(_pad(files["text"]), "sketch2photo", api_name="/sketch_to_photo")
+    with pytest.raises(AppError, match="MP limit"):
+        client.predict(_pad(files["bomb"]), "sketch2photo", api_name="/sketch_to_photo")
+
+
+def test_large_and_animated_uploads_are_handled(server, files):
+    _, client = server
+    wide = Image.open(client.predict(handle_file(str(files["wide"])), "xdog", False, 0.5, api_name="/photo_to_sketch"))
+    assert max(wide.size) <= space.MAX_SIDE  # downscaled, with a warning
+    anim = Image.open(client.predict(handle_file(str(files["gif"])), "xdog", False, 0.5, api_name="/photo_to_sketch"))
+    assert anim.size == (48, 48)  # the first frame
+    # the server is still answering after every kind of bad input
+    ok = client.predict(handle_file(str(files["face"])), "pencil", True, 0.5, api_name="/photo_to_sketch")
+    assert Image.open(ok).size[0] > 0
+
+
+def test_without_a_sketch2photo_model_the_tab_says_so():
+    def loader(name):
+        raise hub.ModelNotAvailableError("no sketch→photo model is installed: train one")
+
+    sketch_app = space.SketchApp(loader=loader)
+    sketch_app.sketch_models = []
+    demo = space.build_demo(sketch_app)
+    notices = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "no-sketch-model"]
+    assert notices and "No sketch → photo model is installed" in notices[0]["props"]["value"]
+    with pytest.raises(gr.Error, match="no sketch→photo model is installed"):
+        sketch_app.sketch_to_photo({"background": None, "layers": [], "composite": Image.new("L", (32, 32), 0)}, None)
+
+
+def test_api_names_are_stable(server):
+    _, client = server
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/photo_to_sketch", "/sketch_to_photo"} <= set(endpoints)
+    assert [p["parameter_name"] for p in endpoints["/photo_to_sketch"]["parameters"]] == [
+        "photo", "model", "face_crop", "strength"]
+    assert len(endpoints["/photo_to_sketch"]["returns"]) == 1  # just the sketch (the slider is UI-only)
+
+
+def test_identical_concurrent_requests_all_get_whole_files(server, files):
+    """Four users, one example: every answer must be a complete PNG (see app.save_png)."""
+    _, client = server
+    jobs = [client.submit(handle_file(str(files["face"])), "xdog", False, 0.5, api_name="/photo_to_sketch")
+            for _ in range(4)]
+    for job in jobs:
+        with Image.open(job.result(timeout=120)) as img:
+            img.load()  # raises on a truncated file
+            assert img.size == (96, 120)
+
+
+def test_save_png_is_content_addressed(tmp_path):
+    img = make_face((32, 32))
+    first, second = space.save_png(img, tmp_path), space.save_png(img.copy(), tmp_path)
+    assert first == second and Image.open(first).size == (32, 32)
+    assert not list(tmp_path.rglob(".part-*"))  # no staging file left behind
+
+
+def test_live_modes_skip_quietly():
+    sketch_app = space.SketchApp(loader=lambda name: pytest.fail("no model should load"))
+    sketch_app.sketch_models = ["sketch2photo"]
+    blank = {"background": None, "layers": [], "composite": Image.new("L", (64, 64), 255)}
+    # live mode off, or an empty canvas while drawing: no output change and no pop-up
+    assert isinstance(sketch_app.live_photo(blank, "sketch2photo", False), type(gr.skip()))
+    assert sketch_app.live_sketch(None, "xdog", True, 0.5) is None
+
+
+def test_examples_are_shipped_and_licensed():
+    faces, sketches = space._examples("face_*.png"), space._examples("sketch_*.png")
+    assert len(faces) >= 2 and len(sketches) >= 2
+    for path in faces + sketches:
+        with Image.open(path) as img:
+            assert min(img.size) >= space.MIN_SIDE
+    assert "CC0" in (space.EXAMPLES_DIR / "README.md").read_text()
