@@ -142,6 +142,12 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+def in_channels(model: nn.Module) -> int:
+    """Input channels the model takes: sketch->photo models take 1, everything else 3."""
+    config = getattr(model, "_hub_mixin_config", None) or {}
+    return int(config.get("in_channels", 3))
+
+
 def _context(variant: str):
     if variant == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -151,7 +157,7 @@ def _context(variant: str):
 def time_model(model: nn.Module, size: int, batch: int, variant: str, warmup: int, repeats: int,
                budget_s: float | None = None) -> list[float]:
     """Seconds per timed forward pass; stops early once the timed runs exceed ``budget_s``."""
-    x = torch.rand(batch, 3, size, size) * 2 - 1
+    x = torch.rand(batch, in_channels(model), size, size) * 2 - 1
     if variant == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -192,7 +198,7 @@ def run_models(models: dict[str, nn.Module], sizes, batches, variants, warmup, r
     at the same size and batch, which is therefore always measured (first)."""
     rows = []
     for size in sizes:
-        macs = {name: count_macs(m, torch.zeros(1, 3, size, size)) for name, m in models.items()}
+        macs = {name: count_macs(m, torch.zeros(1, in_channels(m), size, size)) for name, m in models.items()}
         for batch in batches:
             if log:
                 log(f"{REFERENCE} {size}px batch {batch} fp32 (reference)")

@@ -30,7 +30,15 @@ DATA_NOTE = (
     "CASIA-WebFace) and CUFS (Wang & Tang 2009: CUHK student 88 + AR 100 training pairs; the standard "
     "100-pair CUHK student test split). **Research, non-commercial use only.** Both official test splits "
     "were kept out of training and model selection; a seeded 5% slice of the training pairs was the "
-    "validation set (`scripts/prepare_data.py`)."
+    "validation set. The `--data_dir` in the command below is the `combined/` folder written by "
+    "`python scripts/prepare_data.py --data_dir ../shared/data --output_dir DIR --max_side 256` "
+    "(FS2K + CUFS training pairs)."
+)
+GENERAL_LIMITS = (
+    "Made for aligned, frontal, evenly lit face photos and face sketches. Faces far from that (profile views, "
+    "heavy occlusion, strong side light, non-face images) give poor results. Outputs are stylised images, not "
+    "evidence of what a person looks like: do not use them for identification. The training data is small and "
+    "not balanced across ages, skin tones and genders; expect uneven quality across groups."
 )
 
 
@@ -46,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the classical baseline's results on the same test set")
     p.add_argument("--latency", type=Path, default=None, help="benchmarks/latency.py --output JSON with a row for this model")
     p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
+    p.add_argument("--limitations", default="", help="model-specific limitations, added to the general ones")
     return p.parse_args(argv)
 
 
@@ -127,7 +136,9 @@ def main(args: argparse.Namespace) -> int:
     ])
     card = {
         "title": f"photosketch {args.name}: {arrow}",
-        "summary": f"{spec.description} From [photosketch](https://github.com/photosketch/photosketch).",
+        "summary": f"{spec.description[0].upper()}{spec.description[1:]}, from "
+                   "[photosketch](https://github.com/photosketch/photosketch).",
+        "limitations": GENERAL_LIMITS + (f"\n\n{args.limitations}" if args.limitations else ""),
         "repo_id": spec.repo_id,
         "class_name": type(model).__name__,
         "architecture": architecture,
