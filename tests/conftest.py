@@ -30,3 +30,25 @@ def make_face(size=(64, 64), seed=0) -> Image.Image:
 @pytest.fixture
 def face_image():
     return make_face()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: small float64 work is faster so, and CI's 2 cores are shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    """An empty shipped-weights folder in place of the repo's weights/ (which holds real models)."""
+    from photosketch import hub
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", folder)
+    return folder

@@ -13,12 +13,7 @@ from conftest import make_face
 KEYS = {"model", "direction", "data_dir", "split", "n", "means", "per_image", "protocol", "timing"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small float64 work, shared CI cores
 
 
 @pytest.fixture

@@ -37,13 +37,6 @@ def tag(model):
     return model._hub_mixin_config["n_blocks"]
 
 
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    """An empty shipped-weights folder in place of the repo's weights/ (which training may fill)."""
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setattr(hub, "WEIGHTS_DIR", folder)
-    return folder
 
 
 @pytest.fixture

@@ -11,13 +11,7 @@ from photosketch.metrics import fsim, fsimc, l1, ssim
 from conftest import make_face
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small float64 FFT work: one thread is faster, and the CI box may be shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small float64 work, shared CI cores
 
 
 def structured(h=48, w=56, seed=1) -> np.ndarray:

@@ -8,7 +8,6 @@ from conftest import make_face
 from PIL import Image
 
 from photosketch import ImageLoadError, PhotoSketchPipeline
-from photosketch import hub as hub_module
 from photosketch.classical import PencilSketch, XDoG
 from photosketch.hub import ModelNotAvailableError
 from photosketch.models import CompactGenerator
@@ -20,12 +19,6 @@ def pipe():
     return PhotoSketchPipeline(XDoG(), size=64)
 
 
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setattr(hub_module, "WEIGHTS_DIR", folder)
-    return folder
 
 
 def tiny(in_channels=3, out_channels=1):
