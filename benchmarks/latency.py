@@ -6,8 +6,9 @@
     python benchmarks/latency.py --quick                          # seconds: 64 px, 1 repeat (tests)
 
 For each model (``GENERATORS`` at their default, paper configurations: ResNet-9 ngf 64, U-Net-256,
-CompactGenerator; and the classical ``STYLES``), size, batch and variant (fp32; bf16 under
-``torch.autocast``; fp32 in channels_last memory format) it runs ``--warmup`` untimed then
+CompactGenerator; the classical ``STYLES``; or registry names / model folders), size, batch and
+variant (fp32 eager PyTorch; bf16 under ``torch.autocast``; fp32 in channels_last memory format;
+``onnxruntime``: the pipeline's ONNX Runtime backend, ``photosketch.runtime``) it runs ``--warmup`` untimed then
 ``--repeats`` timed forward passes under ``torch.inference_mode`` and reports the median. The
 stock ResNet-9 (ngf 64, 9 blocks) is always measured in the same run, as the reference for the
 "speedup vs ResNet-9" column (median of ResNet-9 in fp32 / median of the row, at the same size and
@@ -43,7 +44,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from photosketch.models import GENERATORS, ResnetGenerator, count_params  # noqa: E402
 
-VARIANTS = ("fp32", "bf16", "channels_last")
+VARIANTS = ("fp32", "bf16", "channels_last", "onnxruntime")
 REFERENCE = "resnet"  # GENERATORS key of the stock ResNet-9 (ngf 64, 9 blocks)
 REFERENCE_LABEL = "ResNet-9"
 SPEEDUP_COLUMN = f"speedup vs {REFERENCE_LABEL}"
@@ -158,6 +159,11 @@ def time_model(model: nn.Module, size: int, batch: int, variant: str, warmup: in
                budget_s: float | None = None) -> list[float]:
     """Seconds per timed forward pass; stops early once the timed runs exceed ``budget_s``."""
     x = torch.rand(batch, in_channels(model), size, size) * 2 - 1
+    if variant == "onnxruntime":
+        # The pipeline's default backend (photosketch.runtime); classical styles have none (error row).
+        from photosketch.runtime import make_runner
+
+        model = make_runner(model, "onnxruntime", num_threads=torch.get_num_threads())
     if variant == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -340,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="CPU latency of photosketch generators, classical styles and pipeline.")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sizes (default: 256 512)")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None, help="default: all (--quick: fp32)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
@@ -363,9 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.sizes, args.batch, args.variants, args.repeats, args.warmup = [64], [1], ["fp32"], 1, 0
+        args.sizes, args.batch, args.repeats, args.warmup = [64], [1], 1, 0
+        args.variants = args.variants or ["fp32"]
         if args.pipeline_models is None:
             args.pipeline_models = ["xdog"]
+    args.variants = args.variants or list(VARIANTS)
     if args.threads:
         torch.set_num_threads(args.threads)
     if min(args.sizes) < 8 or min(args.batch) < 1 or args.repeats < 1 or args.warmup < 0:

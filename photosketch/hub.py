@@ -78,6 +78,10 @@ MODELS: dict[str, ModelSpec] = {
     "photo2sketch": ModelSpec(
         "photo2sketch", "photo2sketch", "learned face photo → pencil sketch generator", repo_id="photosketch/photo2sketch"
     ),
+    "photo2sketch-fast": ModelSpec(
+        "photo2sketch-fast", "photo2sketch", "photo → sketch student distilled from photo2sketch for real-time use "
+        "(the live webcam default)", repo_id="photosketch/photo2sketch-fast"
+    ),
     "sketch2photo": ModelSpec(
         "sketch2photo", "sketch2photo", "learned face sketch → photo generator", repo_id="photosketch/sketch2photo"
     ),
@@ -246,12 +250,17 @@ def available_models(direction: str, *, weights_dir: str | os.PathLike | None = 
     return sorted(names, key=lambda n: MODELS[n].style is not None)  # stable: registry order within groups
 
 
-def default_model(direction: str = "photo2sketch", *, weights_dir: str | os.PathLike | None = None, **hub_kwargs) -> str:
+def default_model(direction: str = "photo2sketch", *, fast: bool = False, weights_dir: str | os.PathLike | None = None,
+                  **hub_kwargs) -> str:
     """``"photo2sketch"`` when its weights resolve offline, else ``"xdog"``; always ``"sketch2photo"``
-    for the other direction (loading it raises :class:`ModelNotAvailableError` if it is absent)."""
+    for the other direction (loading it raises :class:`ModelNotAvailableError` if it is absent).
+
+    ``fast=True`` (the live webcam stream) prefers the distilled ``"photo2sketch-fast"`` when it is installed.
+    """
     if _check_direction(direction) == "sketch2photo":
         return "sketch2photo"
-    return "photo2sketch" if is_available("photo2sketch", weights_dir=weights_dir, **hub_kwargs) else "xdog"
+    candidates = (["photo2sketch-fast"] if fast else []) + ["photo2sketch"]
+    return next((n for n in candidates if is_available(n, weights_dir=weights_dir, **hub_kwargs)), "xdog")
 
 
 def resolve_direction(name_or_path: str | os.PathLike, model: nn.Module | None = None) -> str | None:

@@ -35,7 +35,7 @@ from torch import nn
 from .face import FaceDetector
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
-from .models import fuse_conv_bn
+from .runtime import OnnxRunner, make_runner
 
 __all__ = ["DEFAULT_SIZE", "MAX_ASPECT", "PhotoSketchPipeline"]
 
@@ -88,7 +88,11 @@ class PhotoSketchPipeline:
         size: working size (shorter side, pixels); default: the model's ``sample_size`` or 256.
         face_crop: crop to the largest face (with hair and chin) before running; the output then
             has the crop's size. Faces are detected with OpenCV's Haar cascade; no face = whole image.
-        num_threads: torch CPU threads while the pipeline runs (restored afterwards).
+        num_threads: torch CPU threads while the pipeline runs (restored afterwards), and ONNX
+            Runtime's threads.
+        backend: how the model runs (:mod:`photosketch.runtime`): ``"auto"`` (ONNX Runtime for
+            learned CPU models when it is installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
+            Outputs agree to float rounding; ONNX Runtime is 2-3x faster on CPU.
     """
 
     def __init__(
@@ -99,12 +103,17 @@ class PhotoSketchPipeline:
         size: int | None = None,
         face_crop: bool = False,
         num_threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
         self.model = model.eval()
-        # What actually runs: BatchNorm folded into convs (exact in eval mode, faster on CPU).
-        self._runner = fuse_conv_bn(self.model)
+        if num_threads is not None and int(num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1; got {num_threads}")
+        # What actually runs: BatchNorm folded into the convs, under ONNX Runtime when available.
+        self._runner = make_runner(self.model, backend, num_threads)
+        #: The backend in use: "onnxruntime" or "torch".
+        self.backend = "onnxruntime" if isinstance(self._runner, OnnxRunner) else "torch"
         self.direction = direction
         config = getattr(model, "_hub_mixin_config", None) or {}
         if size is None:
@@ -112,8 +121,6 @@ class PhotoSketchPipeline:
         if int(size) < 1:
             raise ValueError(f"size must be a positive number of pixels; got {size}")
         self.size = int(size)
-        if num_threads is not None and int(num_threads) < 1:
-            raise ValueError(f"num_threads must be >= 1; got {num_threads}")
         self.num_threads = num_threads
         self.face_crop = bool(face_crop)
         # Input channels follow the model: 1 -> grayscale. Classical styles take RGB (they compute
@@ -132,6 +139,7 @@ class PhotoSketchPipeline:
         size: int | None = None,
         face_crop: bool = False,
         num_threads: int | None = None,
+        backend: str = "auto",
         **load_kwargs,
     ) -> PhotoSketchPipeline:
         """Build a pipeline from a registry name, a model folder or a Hub repo id.
@@ -158,7 +166,7 @@ class PhotoSketchPipeline:
             raise ValueError(f"model {spec.name!r} is a {spec.direction} model, not {direction}")
         model = load_model(name_or_path, **load_kwargs)
         direction = direction or resolve_direction(name_or_path, model) or "photo2sketch"
-        return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads)
+        return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend)
 
     # -- pre / post processing ---------------------------------------------------------------
 
@@ -237,4 +245,4 @@ class PhotoSketchPipeline:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(model={type(self.model).__name__}, direction={self.direction!r}, "
-                f"size={self.size}, face_crop={self.face_crop})")
+                f"size={self.size}, face_crop={self.face_crop}, backend={self.backend!r})")

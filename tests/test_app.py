@@ -210,3 +210,22 @@ def test_examples_are_shipped_and_licensed():
         with Image.open(path) as img:
             assert min(img.size) >= space.MIN_SIDE
     assert "CC0" in (space.EXAMPLES_DIR / "README.md").read_text()
+
+
+def _prop(demo, elem_id, key):
+    return next(c["props"][key] for c in demo.config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def test_live_stream_defaults_to_the_fast_student(weights):
+    from tests.test_hub import save_tiny
+
+    # Only the full model installed: the live stream uses it; with the student too, the student.
+    save_tiny(weights / "photo2sketch", n_blocks=2)
+    demo = space.build_demo(space.SketchApp(loader=lambda name: pytest.fail("no model should load")))
+    assert _prop(demo, "live-model", "value") == "photo2sketch" == _prop(demo, "photo-model", "value")
+    save_tiny(weights / "photo2sketch-fast", n_blocks=1)
+    demo = space.build_demo(space.SketchApp(loader=lambda name: pytest.fail("no model should load")))
+    assert _prop(demo, "live-model", "value") == "photo2sketch-fast"
+    assert _prop(demo, "photo-model", "value") == "photo2sketch"  # uploads keep the full model
+    stream = next(d for d in demo.config["dependencies"] if d.get("api_name") == "photo_to_sketch_live")
+    assert stream["stream_every"] == pytest.approx(1 / space.LIVE_FPS)

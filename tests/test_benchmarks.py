@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,30 @@ def test_count_macs_by_hand(latency):
                           nn.Linear(4 * 8 * 8, 5))
     macs = latency.count_macs(model, torch.zeros(1, 3, 4, 4))
     assert macs == 4 * 4 * 8 * 3 * 9 + 4 * 4 * 8 * 4 * 4 + 5 * 4 * 8 * 8
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
+def test_onnxruntime_variant_times_generators_and_skips_styles(latency, tmp_path):
+    out = tmp_path / "latency.json"
+    argv = ["--quick", "--threads", "1", "--models", "compact", "xdog", "--variants", "fp32", "onnxruntime",
+            "--no_pipeline", "--output", str(out)]
+    assert latency.main(argv) == 0
+    rows = {(r["model"], r["variant"]): r for r in json.loads(out.read_text())["models"]}
+    assert rows[("compact", "onnxruntime")]["median_ms"] > 0 and rows[("compact", "onnxruntime")]["speedup_vs_resnet9"] > 0
+    assert rows[("resnet", "onnxruntime")]["median_ms"] > 0  # the reference also runs under ONNX Runtime
+    assert rows[("xdog", "onnxruntime")]["median_ms"] is None and "learned generators only" in rows[("xdog", "onnxruntime")]["error"]
+
+
+def test_stream_benchmark_runs_the_live_handler(tmp_path):
+    # The real SketchApp.live_sketch + the output component's JPEG postprocess, a few tiny frames.
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--quick", "--threads", "1",
+                           "--models", "xdog", "--output", str(tmp_path / "stream.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "stream.json").read_text())
+    assert [(r["model"], r["face_crop"]) for r in data["rows"]] == [("xdog", True), ("xdog", False)]
+    assert all(r["frames"] == 3 and r["median_ms"] > 0 and r["fps"] > 0 for r in data["rows"])
+    assert "keeps up with 20 fps" in proc.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--quick", "--models", "no-such-model"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr

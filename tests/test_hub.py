@@ -60,7 +60,7 @@ def test_local_dir_follows_weights_dir(weights):
 
 
 def test_unknown_name_lists_valid_names(weights):
-    with pytest.raises(KeyError, match="lines, pencil, photo2sketch, sketch2photo, xdog"):
+    with pytest.raises(KeyError, match="lines, pencil, photo2sketch, photo2sketch-fast, sketch2photo, xdog"):
         load_model("no-such-model")
 
 
@@ -149,6 +149,12 @@ def test_available_and_default_models(weights, cache):
     assert available_models("photo2sketch", cache_dir=cache) == ["photo2sketch", "xdog", "pencil", "lines"]
     assert available_models("sketch2photo", cache_dir=cache) == ["sketch2photo"]
     assert default_model("photo2sketch", cache_dir=cache) == "photo2sketch"
+    # The live stream asks for the fast student, and gets the full model until the student is installed.
+    assert default_model("photo2sketch", fast=True, cache_dir=cache) == "photo2sketch"
+    save_tiny(weights / "photo2sketch-fast", n_blocks=1)
+    assert default_model("photo2sketch", fast=True, cache_dir=cache) == "photo2sketch-fast"
+    assert default_model("photo2sketch", cache_dir=cache) == "photo2sketch"
+    assert available_models("photo2sketch", cache_dir=cache) == ["photo2sketch", "photo2sketch-fast", "xdog", "pencil", "lines"]
     with pytest.raises(ValueError, match="direction must be one of"):
         default_model("photo2photo")
 

@@ -12,6 +12,7 @@ from photosketch.classical import PencilSketch, XDoG
 from photosketch.hub import ModelNotAvailableError
 from photosketch.models import CompactGenerator
 from photosketch.pipeline import working_size
+from photosketch.runtime import onnxruntime_available
 
 
 @pytest.fixture
@@ -208,3 +209,16 @@ def test_from_pretrained(weights, tmp_path):
         PhotoSketchPipeline.from_pretrained("xdog", direction="sketch2photo")
     with pytest.raises(KeyError, match="choose one of"):
         PhotoSketchPipeline.from_pretrained("nope")
+
+
+@pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
+def test_backends_give_the_same_images(face_image, tmp_path):
+    torch.manual_seed(0)
+    CompactGenerator(ngf=8, n_blocks=2, norm="batch", sample_size=64).save_pretrained(tmp_path / "m")
+    fast = PhotoSketchPipeline.from_pretrained(tmp_path / "m")
+    slow = PhotoSketchPipeline.from_pretrained(tmp_path / "m", backend="torch")
+    assert (fast.backend, slow.backend) == ("onnxruntime", "torch") and "onnxruntime" in repr(fast)
+    a, b = np.asarray(fast(face_image), np.int16), np.asarray(slow(face_image), np.int16)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1  # 8-bit rounding at most
+    with pytest.raises(ValueError, match="backend"):
+        PhotoSketchPipeline.from_pretrained(tmp_path / "m", backend="cuda")
