@@ -39,6 +39,8 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
                    help="crop to the largest face (with hair and chin) first; the output is then the crop (default: off)")
     p.add_argument("--strength", type=float, default=None, help="line strength / darkness in [0, 1] (classical styles)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="inference backend (auto: ONNX Runtime when installed, else PyTorch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,10 +126,14 @@ def _run(args: argparse.Namespace, direction: str) -> int:
         return 2
     try:
         pipe = PhotoSketchPipeline.from_pretrained(
-            args.model, direction=direction, size=args.size, face_crop=args.face_crop, num_threads=args.threads
+            args.model, direction=direction, size=args.size, face_crop=args.face_crop, num_threads=args.threads,
+            backend=args.backend,
         )
     except (ModelNotAvailableError, KeyError) as exc:
         _error(exc.args[0] if exc.args else str(exc))
+        return 2
+    except ImportError as exc:  # --backend onnxruntime without the package
+        _error(str(exc))
         return 2
     except (OSError, ValueError) as exc:  # an unreadable model folder or a wrong-direction model
         _error(f"cannot load model {args.model}: {exc}")

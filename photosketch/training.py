@@ -95,6 +95,62 @@ class GANLoss(nn.Module):
         return nn.functional.binary_cross_entropy_with_logits(prediction, target)
 
 
+def optimizer_step(accelerator, optimizer, scheduler, parameters, max_grad_norm: float | None = None) -> None:
+    """Clip (when asked, on synchronising steps), step the optimizer and its LR schedule, clear gradients."""
+    if max_grad_norm and accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def conditional_d_step(accelerator, discriminator, discriminator_raw, gan_loss: GANLoss, cond: torch.Tensor,
+                       fake: torch.Tensor, real: torch.Tensor, optimizer, scheduler,
+                       max_grad_norm: float | None = None) -> torch.Tensor:
+    """One update of a conditional PatchGAN (pix2pix sec. 3.3): (cond, real) -> 1, (cond, fake) -> 0, halved.
+
+    Both halves go through D in one forward, so DDP sees a single forward per backward. Returns the
+    detached loss.
+    """
+    set_requires_grad(discriminator_raw, True)
+    with accelerator.autocast():
+        pairs = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)], 0)
+        pred_fake, pred_real = discriminator(pairs).chunk(2)
+    loss_d = 0.5 * (gan_loss(pred_fake, False) + gan_loss(pred_real, True))
+    accelerator.backward(loss_d)
+    optimizer_step(accelerator, optimizer, scheduler, discriminator.parameters(), max_grad_norm)
+    return loss_d.detach()
+
+
+def conditional_g_gan_loss(accelerator, discriminator_raw, gan_loss: GANLoss, cond: torch.Tensor,
+                           fake: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial term: D (unwrapped, frozen: no gradient and no DDP hooks) should call
+    (cond, fake) real (pix2pix eq. 1)."""
+    set_requires_grad(discriminator_raw, False)
+    with accelerator.autocast():
+        pred_fake = discriminator_raw(torch.cat([cond, fake], 1))
+    return gan_loss(pred_fake, True)
+
+
+@torch.no_grad()
+def validation_outputs(generator, inputs: torch.Tensor, accelerator, ema=None) -> torch.Tensor:
+    """``generator(inputs)`` in eval mode (EMA weights when given), as float32 on the CPU; the
+    generator's mode and weights are restored afterwards."""
+    net = unwrap(generator, accelerator)
+    was_training = net.training
+    net.eval()
+    if ema is not None:
+        ema.store(net.parameters())
+        ema.copy_to(net.parameters())
+    try:
+        with accelerator.autocast():
+            return net(inputs.to(accelerator.device)).float().cpu()
+    finally:
+        if ema is not None:
+            ema.restore(net.parameters())
+        net.train(was_training)
+
+
 class ImagePool:
     """History of generated images for the discriminator (Shrivastava et al. 2017; CycleGAN sec. 4).
 
@@ -717,6 +773,24 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | Non
     )
     logger.info("uploaded %s to %s", folder, repo_id)
     return str(getattr(info, "commit_url", info))
+
+
+def export_and_push(generator, args: argparse.Namespace, name: str, card_kwargs: Callable[[str | None], dict],
+                    accelerator, ema=None, commit_message: str = "") -> Path:
+    """Export ``generator`` to ``OUTPUT_DIR/<name>/`` (Hub layout) and, with ``--push_to_hub``, upload it.
+
+    ``card_kwargs(repo_id)`` builds the model card fields; the repo id is ``--hub_model_id`` or one
+    derived from the output folder, and is written into the card only when the model goes to the Hub.
+    """
+    export_dir = Path(args.output_dir) / name
+    repo_id = args.hub_model_id or default_hub_model_id(args.output_dir, name)
+    card_repo_id = repo_id if (args.push_to_hub or args.hub_model_id) else None
+    export_generator(generator, export_dir, card_kwargs(card_repo_id), ema=ema, accelerator=accelerator)
+    logger.info("exported the generator to %s", export_dir)
+    if args.push_to_hub:
+        url = push_folder_to_hub(export_dir, repo_id, token=args.hub_token, commit_message=commit_message or None)
+        logger.info("pushed to %s", url)
+    return export_dir
 
 
 def default_hub_model_id(output_dir: str | os.PathLike, suffix: str = "") -> str:

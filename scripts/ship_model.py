@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -52,7 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="this model's evaluate results (repeat per test set)")
     p.add_argument("--baseline", action="append", default=[], metavar="LABEL=results.json",
                    help="the classical baseline's results on the same test set")
+    p.add_argument("--teacher_results", action="append", default=[], metavar="LABEL=results.json",
+                   help="for a distilled student: its teacher's results on the same test set")
     p.add_argument("--latency", type=Path, default=None, help="benchmarks/latency.py --output JSON with a row for this model")
+    p.add_argument("--stream", type=Path, default=None, help="benchmarks/stream.py --output JSON with rows for this model")
     p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
     p.add_argument("--limitations", default="", help="model-specific limitations, added to the general ones")
     return p.parse_args(argv)
@@ -68,7 +72,7 @@ def _pairs(items: list[str]) -> dict[str, dict]:
     return out
 
 
-def evaluation_table(results: dict[str, dict], baselines: dict[str, dict]) -> str:
+def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teachers: dict[str, dict] | None = None) -> str:
     lines = [
         "Measured with `python -m photosketch.evaluate` (protocol in its docstring: shorter side to the "
         "model size, output back to the ground truth's size, grayscale comparison for sketches).",
@@ -77,7 +81,9 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict]) -> st
         "|---|---|---:|---:|---:|---:|",
     ]
     for label, res in results.items():
-        for who, r in (("this model", res), (f"baseline: {baselines.get(label, {}).get('model', '')}", baselines.get(label))):
+        teacher = (teachers or {}).get(label)
+        for who, r in (("this model", res), (f"teacher: {(teacher or {}).get('model', '')}", teacher),
+                       (f"baseline: {baselines.get(label, {}).get('model', '')}", baselines.get(label))):
             if not r:
                 continue
             m = r["means"]
@@ -85,28 +91,49 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict]) -> st
         for style, m in sorted((res.get("means_by_style") or {}).items()):
             n = m.get("n", "")
             lines.append(f"| {label}, style {style} | this model | {n} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
-    cmds = sorted({r.get("command", "") for r in results.values() if r.get("command")})
+    runs = list(results.values()) + list((teachers or {}).values())
+    cmds = sorted({r.get("command", "") for r in runs if r.get("command")})
     if cmds:
         lines += ["", "Commands:", "", "```bash", *cmds, "```"]
     return "\n".join(lines)
 
 
-def speed_text(latency: Path | None, name: str) -> str:
+BACKEND_LABELS = {"fp32": "PyTorch, BatchNorm folded", "onnxruntime": "ONNX Runtime (the pipeline's default)"}
+
+
+def speed_text(latency: Path | None, name: str, stream: Path | None = None) -> str:
     if latency is None:
         return "Not measured."
     data = json.loads(latency.read_text())
     meta = data["meta"]
-    rows = [r for r in data["models"] if r["model"] == name and r["variant"] == "fp32" and r.get("median_ms")]
+    rows = [r for r in data["models"] if r["model"] == name and r["variant"] in BACKEND_LABELS and r.get("median_ms")]
     if not rows:
         return "Not measured."
     lines = [f"CPU latency ({meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, median of "
-             f"{meta['repeats']} runs), the network alone as the pipeline runs it (BatchNorm folded):", "",
-             "| input | batch | median ms | images/s | speed-up vs ResNet-9 (ngf 64), same run |", "|---|---:|---:|---:|---:|"]
+             f"{meta['repeats']} runs), the network alone:", "",
+             "| input | batch | backend | median ms | images/s | speed-up vs ResNet-9 (ngf 64, PyTorch), same run |",
+             "|---|---:|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['size']}x{r['size']} | {r['batch']} | {r['median_ms']:.1f} | {r['images_per_s']:.1f} | "
-                     f"{r['speedup_vs_resnet9']:.1f}x |")
+        lines.append(f"| {r['size']}x{r['size']} | {r['batch']} | {BACKEND_LABELS[r['variant']]} | {r['median_ms']:.1f} | "
+                     f"{r['images_per_s']:.1f} | {r['speedup_vs_resnet9']:.1f}x |")
     lines += ["", f"`{meta['command']}`"]
+    if stream is not None:
+        sdata = json.loads(stream.read_text())
+        smeta = sdata["meta"]
+        srows = [r for r in sdata["rows"] if r["model"] == name]
+        if srows:
+            lines += ["", f"The Space's live webcam handler (`app.SketchApp.live_sketch` + JPEG encoding, "
+                          f"{smeta['width']}x{smeta['height']} frames, {smeta['threads']} threads):", "",
+                      "| face crop | median ms/frame | frames/s |", "|---|---:|---:|"]
+            lines += [f"| {'yes' if r['face_crop'] else 'no'} | {r['median_ms']:.1f} | {r['sustained_fps']:.1f} |" for r in srows]
+            lines += ["", f"`{smeta['command']}`"]
     return "\n".join(lines)
+
+
+def trainer_script(command: str | None) -> str:
+    """The trainer named in a recorded command (``python train/distill.py ...`` -> ``train/distill.py``)."""
+    match = re.search(r"train/\w+\.py", command or "")
+    return match.group(0) if match else "train/pix2pix.py"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -122,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
         + f". Weights stored as {'float16' if args.fp16 else 'float32'} safetensors; loaded into float32."
     )
     training = "\n".join([
-        f"Trained with this repository's `train/pix2pix.py` for {train_args.get('max_train_steps', '?')} steps, "
+        f"Trained with this repository's `{trainer_script(train_args.get('command'))}` for {train_args.get('max_train_steps', '?')} steps, "
         f"batch {train_args.get('train_batch_size', '?')}, at {config.get('sample_size')} px."
         + (f" {args.note}" if args.note else ""),
         "",
@@ -143,8 +170,9 @@ def main(args: argparse.Namespace) -> int:
         "class_name": type(model).__name__,
         "architecture": architecture,
         "training": training,
-        "evaluation": evaluation_table(_pairs(args.results), _pairs(args.baseline)) if args.results else None,
-        "speed": speed_text(args.latency, args.name),
+        "evaluation": (evaluation_table(_pairs(args.results), _pairs(args.baseline), _pairs(args.teacher_results))
+                       if args.results else None),
+        "speed": speed_text(args.latency, args.name, args.stream),
     }
     out = args.weights_dir / args.name
     tmp = out.with_name(out.name + ".tmp")

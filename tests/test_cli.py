@@ -91,3 +91,34 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["-q", "to-sketch", "x.png", "x.png", "-o", "out", "--face-crop", "-v"]) == 0
     assert (tmp_path / "out" / "x-1.png").is_file()  # same stem twice: no overwrite
     assert (tmp_path / "out" / "x.png").is_file()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_backend_choice_gives_the_same_sketch(inputs, tmp_path, backend):
+    from photosketch.runtime import onnxruntime_available
+
+    if backend == "onnxruntime" and not onnxruntime_available():
+        pytest.skip("needs onnxruntime")
+    model = tmp_path / "p2s"
+    CompactGenerator(ngf=8, n_blocks=1, norm="batch", sample_size=32).save_pretrained(model)
+    assert main(["to-sketch", str(inputs / "a.jpg"), "-o", str(tmp_path / backend), "--model", str(model),
+                 "--backend", backend, "-q"]) == 0
+    assert main(["to-sketch", str(inputs / "a.jpg"), "-o", str(tmp_path / "ref"), "--model", str(model),
+                 "--backend", "torch", "-q"]) == 0
+    import numpy as np
+
+    a = np.asarray(Image.open(tmp_path / backend / "a.png"), np.int16)
+    b = np.asarray(Image.open(tmp_path / "ref" / "a.png"), np.int16)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_onnxruntime_backend_without_the_package_is_a_one_line_error(inputs, tmp_path, capsys, monkeypatch):
+    from photosketch import runtime
+
+    monkeypatch.setattr(runtime, "onnxruntime_available", lambda: False)
+    model = tmp_path / "p2s"
+    CompactGenerator(ngf=8, n_blocks=1, sample_size=32).save_pretrained(model)
+    assert main(["to-sketch", str(inputs / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--backend", "onnxruntime", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install onnxruntime onnx" in err and "Traceback" not in err

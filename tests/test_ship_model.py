@@ -60,3 +60,53 @@ def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
     assert "library_name: photosketch" in card and "non-commercial" in card
     x = torch.randn(1, 3, 32, 32)
     assert torch.allclose(load_generator(out)(x), load_generator(run / "photo2sketch")(x), atol=2e-2)
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path, weights, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = tmp_path / "data" / "test"
+    for sub in ("photos", "sketches"):
+        (data / sub).mkdir(parents=True)
+    for i in range(2):
+        photo = make_face((40, 48), seed=i)
+        photo.save(data / "photos" / f"{i}.png")
+        ImageOps.invert(photo.convert("L")).save(data / "sketches" / f"{i}.png")
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    CompactGenerator(ngf=4, n_blocks=1, norm="batch", sample_size=32).save_pretrained(run / "photo2sketch")
+    (run / "training_args.json").write_text(json.dumps(
+        {"command": "python train/distill.py --data_dir D --teacher photo2sketch --max_train_steps 5",
+         "max_train_steps": 5, "train_batch_size": 2}))
+    CompactGenerator(ngf=8, n_blocks=1, sample_size=32).save_pretrained(tmp_path / "teacher")
+    evals = {}
+    for who, model in (("student", run / "photo2sketch"), ("teacher", tmp_path / "teacher")):
+        evals[who] = tmp_path / f"eval-{who}"
+        assert evaluate_main(["--data_dir", str(tmp_path / "data"), "--direction", "photo2sketch", "--model", str(model),
+                              "--output_dir", str(evals[who]), "--quiet"]) == 0
+    # Real (quick) benchmark runs of the model under its registry name.
+    load_generator(run / "photo2sketch").save_pretrained(weights / "photo2sketch-fast")
+    latency, stream = _load(ROOT / "benchmarks" / "latency.py", "latency"), _load(ROOT / "benchmarks" / "stream.py", "stream")
+    assert latency.main(["--quick", "--threads", "1", "--models", "photo2sketch-fast", "--variants", "fp32", "onnxruntime",
+                         "--no_pipeline", "--output", str(tmp_path / "latency.json")]) == 0
+    assert stream.main(["--quick", "--threads", "1", "--models", "photo2sketch-fast", "--output", str(tmp_path / "stream.json")]) == 0
+
+    ship = load_script()
+    assert ship.main(ship.parse_args([
+        "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch-fast", "--weights_dir", str(tmp_path / "shipped"),
+        "--results", f"tiny test={evals['student'] / 'results.json'}",
+        "--teacher_results", f"tiny test={evals['teacher'] / 'results.json'}",
+        "--latency", str(tmp_path / "latency.json"), "--stream", str(tmp_path / "stream.json"),
+    ])) == 0
+    card = (tmp_path / "shipped" / "photo2sketch-fast" / "README.md").read_text()
+    teacher_fsim = json.loads((evals["teacher"] / "results.json").read_text())["means"]["fsim"]
+    assert "train/distill.py` for 5 steps" in card and "--teacher photo2sketch" in card
+    assert f"| tiny test | teacher: {tmp_path / 'teacher'} | 2 | {teacher_fsim:.4f} |" in card
+    assert "ONNX Runtime (the pipeline's default)" in card and "PyTorch, BatchNorm folded" in card
+    assert "live webcam handler" in card and "benchmarks/stream.py --quick" in card

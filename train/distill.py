@@ -234,18 +234,8 @@ def main(args: argparse.Namespace) -> Path | None:
     )
 
     def validate(step: int) -> None:
-        net = T.unwrap(student, accelerator)
-        was_training = net.training
-        net.eval()
-        if ema is not None:
-            ema.store(net.parameters())
-            ema.copy_to(net.parameters())
-        with torch.no_grad(), accelerator.autocast():
-            inputs = val_inputs.to(accelerator.device)
-            outputs, teacher_outputs = net(inputs).float().cpu(), teacher(inputs).float().cpu()
-        if ema is not None:
-            ema.restore(net.parameters())
-        net.train(was_training)
+        outputs = T.validation_outputs(student, val_inputs, accelerator, ema)
+        teacher_outputs = T.validation_outputs(teacher, val_inputs, accelerator)
         rows = [[val_inputs[i], outputs[i], teacher_outputs[i], val_targets[i]] for i in range(val_inputs.shape[0])]
         grid = T.make_grid(rows)
         path = output_dir / "validation" / f"step-{step}.png"
@@ -278,20 +268,10 @@ def main(args: argparse.Namespace) -> Path | None:
                         target_t = teacher(cond)  # the teacher's answer for this exact (augmented) input
                     with accelerator.autocast():
                         fake = student(cond)
-                    if use_gan:
-                        # D step: real pairs -> 1, student pairs -> 0, halved (pix2pix sec. 3.3).
-                        T.set_requires_grad(discriminator_raw, True)
-                        with accelerator.autocast():
-                            pairs = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)], 0)
-                            pred_fake, pred_real = discriminator(pairs).chunk(2)
-                        loss_d = 0.5 * (gan_loss(pred_fake, False) + gan_loss(pred_real, True))
-                        accelerator.backward(loss_d)
-                        if args.max_grad_norm and accelerator.sync_gradients:
-                            accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
-                        optimizer_d.step()
-                        scheduler_d.step()
-                        optimizer_d.zero_grad(set_to_none=True)
-                        losses["loss/discriminator"] = loss_d.detach()
+                    if use_gan:  # real pairs -> 1, student pairs -> 0
+                        losses["loss/discriminator"] = T.conditional_d_step(
+                            accelerator, discriminator, discriminator_raw, gan_loss, cond, fake, real, optimizer_d,
+                            scheduler_d, args.max_grad_norm)
 
                     # Student step: the objective in the module docstring.
                     loss_teacher = F.l1_loss(fake.float(), target_t.float())
@@ -305,18 +285,11 @@ def main(args: argparse.Namespace) -> Path | None:
                         loss_g = loss_g + args.lambda_feature * loss_feature
                         losses["loss/feature"] = loss_feature.detach()
                     if use_gan:
-                        T.set_requires_grad(discriminator_raw, False)
-                        with accelerator.autocast():
-                            pred_fake = discriminator_raw(torch.cat([cond, fake], 1))
-                        loss_gan = gan_loss(pred_fake, True)
+                        loss_gan = T.conditional_g_gan_loss(accelerator, discriminator_raw, gan_loss, cond, fake)
                         loss_g = loss_g + args.gan_weight * loss_gan
                         losses["loss/gan_generator"] = loss_gan.detach()
                     accelerator.backward(loss_g)
-                    if args.max_grad_norm and accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(g_params, args.max_grad_norm)
-                    optimizer_g.step()
-                    scheduler_g.step()
-                    optimizer_g.zero_grad(set_to_none=True)
+                    T.optimizer_step(accelerator, optimizer_g, scheduler_g, g_params, args.max_grad_norm)
                     losses["loss/teacher_l1"] = loss_teacher.detach()
                     losses["loss/l1"] = loss_l1.detach()
                     losses["loss/generator"] = loss_g.detach()
@@ -334,18 +307,11 @@ def main(args: argparse.Namespace) -> Path | None:
     global_step = loop.global_step
     export_dir = None
     if accelerator.is_main_process:
-        export_dir = output_dir / args.direction
-        repo_id = args.hub_model_id or T.default_hub_model_id(output_dir, args.direction)
         class_name = type(T.unwrap(student, accelerator)).__name__
-        card_repo_id = repo_id if (args.push_to_hub or args.hub_model_id) else None
-        T.export_generator(student, export_dir, _model_card_kwargs(args, class_name, gen_kwargs, card_repo_id, global_step,
-                                                                    len(train_dataset)),
-                           ema=ema, accelerator=accelerator)
-        logger.info("exported the student to %s", export_dir)
-        if args.push_to_hub:
-            url = T.push_folder_to_hub(export_dir, repo_id, token=args.hub_token,
-                                       commit_message=f"distilled {args.direction}, {global_step} steps")
-            logger.info("pushed to %s", url)
+        export_dir = T.export_and_push(
+            student, args, args.direction, accelerator=accelerator, ema=ema,
+            card_kwargs=lambda repo_id: _model_card_kwargs(args, class_name, gen_kwargs, repo_id, global_step, len(train_dataset)),
+            commit_message=f"distilled {args.direction}, {global_step} steps")
     accelerator.end_training()
     return export_dir
 

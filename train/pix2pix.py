@@ -167,17 +167,7 @@ def main(args: argparse.Namespace) -> Path | None:
     )
 
     def validate(step: int) -> None:
-        net = T.unwrap(generator, accelerator)
-        was_training = net.training
-        net.eval()
-        if ema is not None:
-            ema.store(net.parameters())
-            ema.copy_to(net.parameters())
-        with torch.no_grad(), accelerator.autocast():
-            outputs = net(val_inputs.to(accelerator.device)).float().cpu()
-        if ema is not None:
-            ema.restore(net.parameters())
-        net.train(was_training)
+        outputs = T.validation_outputs(generator, val_inputs, accelerator, ema)
         grid = T.save_validation_grid(val_inputs, outputs, val_targets, output_dir / "validation" / f"step-{step}.png")
         T.log_validation_images(accelerator, "validation", grid, step)
 
@@ -206,37 +196,19 @@ def main(args: argparse.Namespace) -> Path | None:
                     with accelerator.autocast():
                         fake = generator(cond)
                     if use_gan:
-                        # D step: real pairs -> 1, fake pairs -> 0, halved (pix2pix sec. 3.3); one
-                        # forward over both halves so DDP sees a single forward per backward.
-                        T.set_requires_grad(discriminator_raw, True)
-                        with accelerator.autocast():
-                            pairs = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)], 0)
-                            pred_fake, pred_real = discriminator(pairs).chunk(2)
-                        loss_d = 0.5 * (gan_loss(pred_fake, False) + gan_loss(pred_real, True))
-                        accelerator.backward(loss_d)
-                        if args.max_grad_norm and accelerator.sync_gradients:
-                            accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
-                        optimizer_d.step()
-                        scheduler_d.step()
-                        optimizer_d.zero_grad(set_to_none=True)
-                        losses["loss/discriminator"] = loss_d.detach()
+                        losses["loss/discriminator"] = T.conditional_d_step(
+                            accelerator, discriminator, discriminator_raw, gan_loss, cond, fake, real, optimizer_d,
+                            scheduler_d, args.max_grad_norm)
 
                     # G step: fool D on the fake pair, and stay close to the target in L1 (eq. 4).
                     loss_l1 = F.l1_loss(fake.float(), real.float())
                     loss_g = args.lambda_l1 * loss_l1
                     if use_gan:
-                        T.set_requires_grad(discriminator_raw, False)
-                        with accelerator.autocast():
-                            pred_fake = discriminator_raw(torch.cat([cond, fake], 1))
-                        loss_gan = gan_loss(pred_fake, True)
+                        loss_gan = T.conditional_g_gan_loss(accelerator, discriminator_raw, gan_loss, cond, fake)
                         loss_g = loss_g + args.gan_weight * loss_gan
                         losses["loss/gan_generator"] = loss_gan.detach()
                     accelerator.backward(loss_g)
-                    if args.max_grad_norm and accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
-                    optimizer_g.step()
-                    scheduler_g.step()
-                    optimizer_g.zero_grad(set_to_none=True)
+                    T.optimizer_step(accelerator, optimizer_g, scheduler_g, generator.parameters(), args.max_grad_norm)
                     losses["loss/l1"] = loss_l1.detach()
                     losses["loss/generator"] = loss_g.detach()
 
@@ -251,18 +223,11 @@ def main(args: argparse.Namespace) -> Path | None:
     global_step = loop.global_step
     export_dir = None
     if accelerator.is_main_process:
-        export_dir = output_dir / args.direction
-        repo_id = args.hub_model_id or T.default_hub_model_id(output_dir, args.direction)
         class_name = type(T.unwrap(generator, accelerator)).__name__
-        card_repo_id = repo_id if (args.push_to_hub or args.hub_model_id) else None
-        T.export_generator(generator, export_dir, _model_card_kwargs(args, class_name, gen_kwargs, card_repo_id, global_step,
-                                                                      len(train_dataset)),
-                           ema=ema, accelerator=accelerator)
-        logger.info("exported the generator to %s", export_dir)
-        if args.push_to_hub:
-            url = T.push_folder_to_hub(export_dir, repo_id, token=args.hub_token,
-                                       commit_message=f"pix2pix {args.direction}, {global_step} steps")
-            logger.info("pushed to %s", url)
+        export_dir = T.export_and_push(
+            generator, args, args.direction, accelerator=accelerator, ema=ema,
+            card_kwargs=lambda repo_id: _model_card_kwargs(args, class_name, gen_kwargs, repo_id, global_step, len(train_dataset)),
+            commit_message=f"pix2pix {args.direction}, {global_step} steps")
     accelerator.end_training()
     return export_dir
 
