@@ -223,6 +223,37 @@ class TrainState:
         self.global_step = int(state["global_step"])
 
 
+def prepare_named(accelerator, **objects) -> dict[str, Any]:
+    """``accelerator.prepare`` on the objects that are not ``None``, returned by name.
+
+    ``prepare`` keeps the order it is given, which also names the checkpoint files (``model.safetensors``,
+    ``model_1.safetensors``, ...), so keep the keyword order stable between versions of a trainer.
+    """
+    names = [k for k, v in objects.items() if v is not None]
+    prepared = accelerator.prepare(*[objects[k] for k in names])
+    prepared = prepared if isinstance(prepared, tuple) else (prepared,)
+    return {**objects, **dict(zip(names, prepared))}
+
+
+def register_run_state(accelerator, ema=None) -> "TrainState":
+    """A fresh :class:`TrainState` (and the EMA, moved to the device) registered for ``save_state``."""
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+    return state
+
+
+def make_ema(args: argparse.Namespace, generator: nn.Module):
+    """diffusers' ``EMAModel`` of the generator with ``--use_ema``, else ``None``."""
+    if not args.use_ema:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(generator.parameters(), decay=args.ema_decay)
+
+
 def set_requires_grad(modules: nn.Module | Sequence[nn.Module], flag: bool) -> None:
     """Freeze the discriminator(s) while the generator is updated (saves their gradient compute)."""
     for m in [modules] if isinstance(modules, nn.Module) else modules:

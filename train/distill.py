@@ -177,11 +177,7 @@ def main(args: argparse.Namespace) -> Path | None:
         for net in (student, discriminator, teacher):
             if net is not None:
                 net.to(memory_format=torch.channels_last)
-    ema = None
-    if args.use_ema:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(student.parameters(), decay=args.ema_decay)
+    ema = T.make_ema(args, student)
 
     adam = dict(lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
     g_params = list(student.parameters()) + (list(adapter.parameters()) if use_features else [])
@@ -198,20 +194,14 @@ def main(args: argparse.Namespace) -> Path | None:
         if use_gan:
             discriminator = torch.compile(discriminator)
 
-    # prepare() keeps the order it is given; None entries (no D / no adapter) are left out.
-    to_prepare = {"student": student, "discriminator": discriminator, "adapter": adapter, "optimizer_g": optimizer_g,
-                  "optimizer_d": optimizer_d, "dataloader": train_dataloader, "scheduler_g": scheduler_g,
-                  "scheduler_d": scheduler_d}
-    names = [k for k, v in to_prepare.items() if v is not None]
-    prepared = dict(zip(names, accelerator.prepare(*[to_prepare[k] for k in names])))
-    student, optimizer_g, train_dataloader, scheduler_g = (prepared[k] for k in ("student", "optimizer_g", "dataloader", "scheduler_g"))
-    discriminator, optimizer_d, scheduler_d, adapter = (prepared.get(k) for k in ("discriminator", "optimizer_d", "scheduler_d", "adapter"))
+    # No D / no adapter: those entries are None and left out of prepare().
+    p = T.prepare_named(accelerator, student=student, discriminator=discriminator, adapter=adapter, optimizer_g=optimizer_g,
+                        optimizer_d=optimizer_d, dataloader=train_dataloader, scheduler_g=scheduler_g, scheduler_d=scheduler_d)
+    student, discriminator, adapter, optimizer_g, optimizer_d = (p[k] for k in ("student", "discriminator", "adapter",
+                                                                                "optimizer_g", "optimizer_d"))
+    train_dataloader, scheduler_g, scheduler_d = p["dataloader"], p["scheduler_g"], p["scheduler_d"]
     schedulers = [s for s in (scheduler_g, scheduler_d) if s is not None]
-    state = T.TrainState()
-    accelerator.register_for_checkpointing(state)
-    if ema is not None:
-        ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
+    state = T.register_run_state(accelerator, ema)
     gan_loss = T.GANLoss(args.gan_mode)
     # The student step runs D unwrapped with its parameters frozen (see train/pix2pix.py).
     discriminator_raw = T.unwrap(discriminator, accelerator) if use_gan else None

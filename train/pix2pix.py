@@ -110,11 +110,7 @@ def main(args: argparse.Namespace) -> Path | None:
     if args.channels_last:
         for net in nets:
             net.to(memory_format=torch.channels_last)
-    ema = None
-    if args.use_ema:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(generator.parameters(), decay=args.ema_decay)
+    ema = T.make_ema(args, generator)
 
     adam = dict(lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay)
     optimizer_g = torch.optim.Adam(generator.parameters(), **adam)
@@ -130,20 +126,12 @@ def main(args: argparse.Namespace) -> Path | None:
         if use_gan:
             discriminator = torch.compile(discriminator)
 
-    if use_gan:
-        generator, discriminator, optimizer_g, optimizer_d, train_dataloader, scheduler_g, scheduler_d = accelerator.prepare(
-            generator, discriminator, optimizer_g, optimizer_d, train_dataloader, scheduler_g, scheduler_d
-        )
-    else:
-        generator, optimizer_g, train_dataloader, scheduler_g = accelerator.prepare(
-            generator, optimizer_g, train_dataloader, scheduler_g
-        )
+    p = T.prepare_named(accelerator, generator=generator, discriminator=discriminator, optimizer_g=optimizer_g,
+                        optimizer_d=optimizer_d, dataloader=train_dataloader, scheduler_g=scheduler_g, scheduler_d=scheduler_d)
+    generator, discriminator, optimizer_g, optimizer_d = p["generator"], p["discriminator"], p["optimizer_g"], p["optimizer_d"]
+    train_dataloader, scheduler_g, scheduler_d = p["dataloader"], p["scheduler_g"], p["scheduler_d"]
     schedulers = [s for s in (scheduler_g, scheduler_d) if s is not None]
-    state = T.TrainState()
-    accelerator.register_for_checkpointing(state)
-    if ema is not None:
-        ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
+    state = T.register_run_state(accelerator, ema)
     gan_loss = T.GANLoss(args.gan_mode)
     # The generator step runs D unwrapped (no DDP hooks) with its parameters frozen: D gets no
     # gradient from it, and DDP never sees a forward without a matching backward.
