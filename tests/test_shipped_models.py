@@ -61,3 +61,4 @@ def test_shipped_model_output_matches_reference(name):
 def test_defaults_are_the_shipped_models():
     assert default_model("photo2sketch") == "photo2sketch"
     assert default_model("sketch2photo") == "sketch2photo"
+    assert default_model("photo2sketch", fast=True) == "photo2sketch-fast"  # the live webcam stream
