@@ -92,7 +92,7 @@ class PhotoSketchPipeline:
             Runtime's threads.
         backend: how the model runs (:mod:`photosketch.runtime`): ``"auto"`` (ONNX Runtime for
             learned CPU models when it is installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
-            Outputs agree to float rounding; ONNX Runtime is 2-3x faster on CPU.
+            Outputs agree to float rounding; ONNX Runtime is 1.5-2.5x faster on CPU.
     """
 
     def __init__(

@@ -5,9 +5,9 @@ the same numbers as ``model`` (within float rounding), faster:
 
 - ``"torch"``: eager PyTorch on a copy with BatchNorm folded into the convs (:func:`fuse_conv_bn`).
 - ``"onnxruntime"``: the folded network exported to ONNX in memory (dynamic batch, height and
-  width) and run by ONNX Runtime's CPU provider. On a 2-vCPU machine this is about 2x faster than
-  eager PyTorch at 256 px and about 3x at 128 px for the compact generators, because ONNX Runtime
-  fuses conv + activation and has less per-op overhead (``python benchmarks/latency.py --variants
+  width) and run by ONNX Runtime's CPU provider. On a 2-vCPU machine the compact generators run
+  about 1.5x faster than in eager PyTorch at 256 px and about 2.4x at 128 px (the shipped models'
+  working size), because ONNX Runtime fuses conv + activation and has less per-op overhead (``python benchmarks/latency.py --variants
   fp32 onnxruntime``). Export takes well under a second and happens once, when the pipeline is built.
 - ``"auto"`` (the pipeline's default): ``onnxruntime`` when the ``onnxruntime`` and ``onnx``
   packages are installed and the model is a CPU :class:`~photosketch.models.PhotoSketchModel`,
