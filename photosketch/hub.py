@@ -64,6 +64,8 @@ class ModelSpec:
     description: str
     repo_id: str | None = None
     style: str | None = None
+    #: How to make the weights yourself, for the "not installed" message (default: by direction).
+    trainer: str | None = None
 
     @property
     def local_dir(self) -> Path:
@@ -80,7 +82,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "photo2sketch-fast": ModelSpec(
         "photo2sketch-fast", "photo2sketch", "photo → sketch student distilled from photo2sketch for real-time use "
-        "(the live webcam default)", repo_id="photosketch/photo2sketch-fast"
+        "(the live webcam default)", repo_id="photosketch/photo2sketch-fast", trainer="train/distill.py"
     ),
     "sketch2photo": ModelSpec(
         "sketch2photo", "sketch2photo", "learned face sketch → photo generator", repo_id="photosketch/sketch2photo"
@@ -181,7 +183,7 @@ def _not_available(name: str, spec: ModelSpec | None, weights_dir: Path) -> Mode
             f"model {name!r} was not found: not a folder, not in the Hugging Face cache and the Hub did not serve it"
         )
     return ModelNotAvailableError(
-        f"no {_ARROW[spec.direction]} model is installed: train one with {_TRAINER[spec.direction]} (see README), "
+        f"no {_ARROW[spec.direction]} model is installed: train one with {spec.trainer or _TRAINER[spec.direction]} (see README), "
         f"put it in {weights_dir / spec.name}, or pass a model folder"
         + (f" (Hub repo {spec.repo_id}: not in the local Hugging Face cache, and offline or unreachable)" if spec.repo_id else "")
     )

@@ -171,3 +171,8 @@ def test_resolve_direction(tmp_path):
     assert resolve_direction("x", CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1)) == "sketch2photo"
     assert resolve_direction("x", CompactGenerator(in_channels=3, out_channels=3, ngf=8, n_blocks=1)) is None
     assert resolve_direction("x", torch.nn.Identity()) is None
+
+
+def test_missing_fast_model_names_its_trainer(weights, cache):
+    with pytest.raises(ModelNotAvailableError, match="train/distill.py"):
+        load_model("photo2sketch-fast", cache_dir=cache, local_files_only=True)
