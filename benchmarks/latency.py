@@ -4,11 +4,14 @@
     python benchmarks/latency.py --threads 2 --sizes 256 --batch 1 --repeats 5
     python benchmarks/latency.py --models compact xdog --output results.md
     python benchmarks/latency.py --quick                          # seconds: 64 px, 1 repeat (tests)
+    python benchmarks/latency.py --models photo2sketch-fast --sizes 256 --batch 1 --variants fp32 onnxruntime torchscript int8 compile
 
 For each model (``GENERATORS`` at their default, paper configurations: ResNet-9 ngf 64, U-Net-256,
 CompactGenerator; the classical ``STYLES``; or registry names / model folders), size, batch and
 variant (fp32 eager PyTorch; bf16 under ``torch.autocast``; fp32 in channels_last memory format;
-``onnxruntime``: the pipeline's ONNX Runtime backend, ``photosketch.runtime``) it runs ``--warmup`` untimed then
+``onnxruntime``: the pipeline's ONNX Runtime backend, ``photosketch.runtime``; and the options
+tried for the CPU path and not kept: ``torchscript`` (trace + freeze + optimize_for_inference),
+``int8`` (FX static quantisation) and, on request only, ``compile`` (``torch.compile``)) it runs ``--warmup`` untimed then
 ``--repeats`` timed forward passes under ``torch.inference_mode`` and reports the median. The
 stock ResNet-9 (ngf 64, 9 blocks) is always measured in the same run, as the reference for the
 "speedup vs ResNet-9" column (median of ResNet-9 in fp32 / median of the row, at the same size and
@@ -44,7 +47,9 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from photosketch.models import GENERATORS, ResnetGenerator, count_params  # noqa: E402
 
-VARIANTS = ("fp32", "bf16", "channels_last", "onnxruntime")
+VARIANTS = ("fp32", "bf16", "channels_last", "onnxruntime", "torchscript", "int8", "compile")
+#: Run when --variants is not given (compile takes ~30 s per model and shape, so it is opt-in).
+DEFAULT_VARIANTS = ("fp32", "bf16", "channels_last", "onnxruntime", "torchscript", "int8")
 REFERENCE = "resnet"  # GENERATORS key of the stock ResNet-9 (ngf 64, 9 blocks)
 REFERENCE_LABEL = "ResNet-9"
 SPEEDUP_COLUMN = f"speedup vs {REFERENCE_LABEL}"
@@ -155,33 +160,78 @@ def _context(variant: str):
     return contextlib.nullcontext()
 
 
-def time_model(model: nn.Module, size: int, batch: int, variant: str, warmup: int, repeats: int,
-               budget_s: float | None = None) -> list[float]:
-    """Seconds per timed forward pass; stops early once the timed runs exceed ``budget_s``."""
-    x = torch.rand(batch, in_channels(model), size, size) * 2 - 1
+class _Int8(nn.Module):
+    """A PhotoSketchModel's net quantised to int8 (PyTorch FX, x86 backend), with the model's own padding."""
+
+    def __init__(self, model: nn.Module, example: torch.Tensor):
+        super().__init__()
+        import copy
+        import warnings
+
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+        self.model = model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FX quantisation's deprecation notices
+            prepared = prepare_fx(copy.deepcopy(model.net).eval(), get_default_qconfig_mapping("x86"), (example,))
+            with torch.no_grad():
+                for _ in range(8):  # calibrate the activation ranges on inputs like the timed one
+                    prepared(torch.rand_like(example) * 2 - 1)
+            self.net = convert_fx(prepared)
+
+    def forward(self, x):
+        x, h, w = self.model._pad(x)
+        return self.net(x)[..., :h, :w]
+
+
+def build_variant(model: nn.Module, variant: str, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """(runnable, input) for a variant; raises for combinations that do not exist (an error row)."""
+    from photosketch.models import PhotoSketchModel
+
     if variant == "onnxruntime":
-        # The pipeline's default backend (photosketch.runtime); classical styles have none (error row).
+        # The pipeline's default backend (photosketch.runtime); classical styles have none.
         from photosketch.runtime import make_runner
 
-        model = make_runner(model, "onnxruntime", num_threads=torch.get_num_threads())
+        return make_runner(model, "onnxruntime", num_threads=torch.get_num_threads()), x
     if variant == "channels_last":
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    try:
-        times = []
-        with torch.inference_mode(), _context(variant):
-            for _ in range(warmup):
-                model(x)
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t0)
-                if budget_s is not None and sum(times) > budget_s:
-                    break
-        return times
-    finally:
-        if variant == "channels_last":
-            model.to(memory_format=torch.contiguous_format)
+        import copy
+
+        return copy.deepcopy(model).to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    if variant == "torchscript":
+        with torch.no_grad():
+            return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x).eval())), x
+    if variant == "compile":
+        return torch.compile(model), x  # compiled during the (at least one) warm-up run
+    if variant == "int8":
+        if not isinstance(model, PhotoSketchModel):
+            raise ValueError("int8 quantisation is for learned generators only")
+        return _Int8(model, x), x
+    return model, x
+
+
+def time_model(model: nn.Module, size: int, batch: int, variant: str, warmup: int, repeats: int,
+               budget_s: float | None = None) -> tuple[list[float], float]:
+    """(seconds per timed forward pass, mean |output - fp32 output|); stops early once the timed runs
+    exceed ``budget_s``."""
+    x = torch.rand(batch, in_channels(model), size, size) * 2 - 1
+    with torch.inference_mode():
+        reference = model(x).float()
+    runnable, x = build_variant(model, variant, x)
+    if variant == "compile":
+        warmup = max(warmup, 1)
+    times = []
+    with torch.inference_mode(), _context(variant):
+        for _ in range(warmup):
+            runnable(x)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = runnable(x)
+            times.append(time.perf_counter() - t0)
+            if budget_s is not None and sum(times) > budget_s:
+                break
+        diff = float((out.float() - reference).abs().mean())
+    return times, diff
 
 
 def _measure(name: str, model: nn.Module, macs: int, size: int, batch: int, variant: str,
@@ -189,9 +239,9 @@ def _measure(name: str, model: nn.Module, macs: int, size: int, batch: int, vari
     row = {"model": name, "config": _describe(name, model), "params": count_params(model),
            "macs_per_image": macs, "size": size, "batch": batch, "variant": variant}
     try:
-        times = time_model(model, size, batch, variant, warmup, repeats, budget_s)
+        times, diff = time_model(model, size, batch, variant, warmup, repeats, budget_s)
         med = statistics.median(times)
-        row.update(median_ms=1000 * med, images_per_s=batch / med, repeats=len(times))
+        row.update(median_ms=1000 * med, images_per_s=batch / med, repeats=len(times), mean_abs_diff_vs_fp32=diff)
     except Exception as exc:  # e.g. an op without a bf16 CPU kernel
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         row.update(median_ms=None, images_per_s=None, error=error)
@@ -313,8 +363,9 @@ def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_n
         f"CPU: {meta['cpu']}; torch {meta['torch']}, {meta['threads']} thread(s); median of {meta['repeats']} "
         f"run(s) after {meta['warmup']} warm-up; `{meta['command']}`",
         "",
-        f"| model | config | params (M) | GMACs/img | size | batch | variant | median ms | img/s | {SPEEDUP_COLUMN} |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        f"| model | config | params (M) | GMACs/img | size | batch | variant | median ms | img/s | {SPEEDUP_COLUMN} | "
+        "mean abs diff vs fp32 |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         name = r["model"] + (" (reference)" if r["model"] == REFERENCE and not meta["reference_selected"] else "")
@@ -322,12 +373,16 @@ def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_n
         out.append(
             f"| {name} | {r['config']} | {r['params'] / 1e6:.3f} | {r['macs_per_image'] / 1e9:.2f} | {r['size']} | "
             f"{r['batch']} | {r['variant']} | {_fmt(r.get('median_ms'), '.1f', r.get('error', 'n/a'))} | "
-            f"{_fmt(r.get('images_per_s'), '.2f')} | {speed}{'x' if r.get('speedup_vs_resnet9') else ''} |"
+            f"{_fmt(r.get('images_per_s'), '.2f')} | {speed}{'x' if r.get('speedup_vs_resnet9') else ''} | "
+            f"{_fmt(r.get('mean_abs_diff_vs_fp32'), '.1e')} |"
         )
     out += ["", f"{SPEEDUP_COLUMN}: median of ResNet-9 (ngf 64, 9 blocks) in fp32 / median of the row, same size "
             "and batch, measured in this run. GMACs/img: Conv2d / ConvTranspose2d / Linear multiply-accumulates per "
             "image (the classical styles use functional convolutions, so they show 0; U-Net-256 pads inputs to a "
-            "multiple of 256). bf16 is torch.autocast on CPU: fast only on CPUs with native bf16 (AVX512-BF16 / AMX)."]
+            "multiple of 256). bf16 is torch.autocast on CPU: fast only on CPUs with native bf16 (AVX512-BF16 / AMX). "
+            "Variants: onnxruntime = photosketch.runtime (the pipeline's default); torchscript = jit trace + freeze + "
+            "optimize_for_inference; int8 = PyTorch FX static quantisation (x86 backend, 8 calibration inputs); "
+            "compile = torch.compile (first call compiles, in the warm-up). Outputs are in [-1, 1]."]
     out += ["", "### End-to-end pipeline (640x480 photo, batch 1, fp32)", ""]
     if pipeline_note:
         out.append(f"skipped: {pipeline_note}")
@@ -346,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="CPU latency of photosketch generators, classical styles and pipeline.")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sizes (default: 256 512)")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None, help="default: all (--quick: fp32)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None, help="default: all but compile (--quick: fp32)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
@@ -373,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.variants = args.variants or ["fp32"]
         if args.pipeline_models is None:
             args.pipeline_models = ["xdog"]
-    args.variants = args.variants or list(VARIANTS)
+    args.variants = args.variants or list(DEFAULT_VARIANTS)
     if args.threads:
         torch.set_num_threads(args.threads)
     if min(args.sizes) < 8 or min(args.batch) < 1 or args.repeats < 1 or args.warmup < 0:

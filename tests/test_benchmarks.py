@@ -38,8 +38,8 @@ def test_quick_cli_lists_every_generator_with_resnet9_ratio():
     assert "speedup vs ResNet-9" in header
     rows = _table_rows(proc.stdout)
     assert set(GENERATORS) <= set(rows)
-    assert rows["resnet"][-1] == "1.00x"  # the reference against itself
-    assert all(float(rows[name][-1].rstrip("x")) > 0 for name in GENERATORS)
+    assert rows["resnet"][-2] == "1.00x" and rows["resnet"][-1] == "0.0e+00"  # the reference against itself
+    assert all(float(rows[name][-2].rstrip("x")) > 0 for name in GENERATORS)
     assert "End-to-end pipeline" in proc.stdout
 
 
@@ -89,3 +89,16 @@ def test_stream_benchmark_runs_the_live_handler(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--quick", "--models", "no-such-model"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_rejected_backends_are_measured_with_their_error(latency, tmp_path):
+    # The CPU options tried for photosketch.runtime and not kept stay reproducible here.
+    out = tmp_path / "latency.json"
+    argv = ["--quick", "--threads", "1", "--models", "compact", "--variants", "fp32", "torchscript", "int8",
+            "--no_pipeline", "--output", str(out)]
+    assert latency.main(argv) == 0
+    rows = {(r["model"], r["variant"]): r for r in json.loads(out.read_text())["models"]}
+    assert rows[("compact", "fp32")]["mean_abs_diff_vs_fp32"] == 0
+    assert rows[("compact", "torchscript")]["mean_abs_diff_vs_fp32"] < 1e-5
+    int8 = rows[("compact", "int8")]
+    assert int8["median_ms"] > 0 and 0 < int8["mean_abs_diff_vs_fp32"] < 0.2  # quantised: close, not equal
