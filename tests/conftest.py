@@ -1,6 +1,8 @@
 """Shared test fixtures: tiny generated images only, never the network."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,31 @@ from PIL import Image
 # Tests never touch the network: any Hub call must come from a local folder or the offline cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative_path: str, name: str | None = None):
+    """Import a repository script (``train/pix2pix.py``, ``scripts/ship_model.py``...) as a module."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_paired_split(folder: Path, n: int, size=(40, 48)) -> Path:
+    """``folder/photos`` + ``folder/sketches``: ``n`` synthetic faces and their inverted grey copies as 'sketches'."""
+    from PIL import ImageOps
+
+    for sub in ("photos", "sketches"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        photo = make_face(size, seed=i)
+        photo.save(folder / "photos" / f"{i}.png")
+        ImageOps.invert(photo.convert("L")).save(folder / "sketches" / f"{i}.png")
+    return folder
 
 
 def make_face(size=(64, 64), seed=0) -> Image.Image:

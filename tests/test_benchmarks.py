@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from photosketch.models import GENERATORS
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "latency.py"
@@ -24,10 +25,7 @@ def _table_rows(out: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def latency():
-    spec = importlib.util.spec_from_file_location("latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/latency.py")
 
 
 def test_quick_cli_lists_every_generator_with_resnet9_ratio():

@@ -1,7 +1,6 @@
 """train/cyclegan.py end to end on 6 tiny synthetic photos + 6 unrelated sketches (32 px, ngf=8, one
 residual block): about a second per in-process run; the `accelerate launch` runs take longer."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,19 +16,12 @@ from safetensors.torch import load_file
 
 from photosketch import training as T
 from photosketch.models import load_generator
-from tests.conftest import make_face
+from tests.conftest import load_script, make_face
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_trainer():
-    spec = importlib.util.spec_from_file_location("cyclegan_trainer", ROOT / "train" / "cyclegan.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cyclegan = _load_trainer()
+cyclegan = load_script("train/cyclegan.py", "cyclegan_trainer")
 
 
 def make_unpaired(root: Path, n: int = 6, size: int = 40) -> Path:

@@ -1,6 +1,5 @@
 """train/distill.py end to end: a tiny teacher (ngf 8) distilled into a tinier student (ngf 4) at 32 px."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -10,19 +9,13 @@ import torch
 from safetensors.torch import load_file
 
 from photosketch.models import CompactGenerator, UnetGenerator, load_generator
+from tests.conftest import load_script
 from tests.test_pix2pix import _fresh_accelerate_state, checkpoints, make_pairs  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_trainer():
-    spec = importlib.util.spec_from_file_location("distill_trainer", ROOT / "train" / "distill.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-distill = _load_trainer()
+distill = load_script("train/distill.py", "distill_trainer")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """train/pix2pix.py end to end on 6 tiny synthetic pairs (32 px, ngf=8): a few seconds per run."""
 
-import importlib.util
 import logging
 import os
 import signal
@@ -13,19 +12,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from photosketch.models import load_generator
-from tests.conftest import make_face
+from tests.conftest import load_script, make_face
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_trainer():
-    spec = importlib.util.spec_from_file_location("pix2pix_trainer", ROOT / "train" / "pix2pix.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pix2pix = _load_trainer()
+pix2pix = load_script("train/pix2pix.py", "pix2pix_trainer")
 
 
 def make_pairs(root: Path, n: int = 6, size: int = 40) -> Path:

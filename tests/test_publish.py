@@ -1,21 +1,18 @@
 """scripts/publish.py pushes shipped folders unchanged (HfApi patched: no network)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
 
 from photosketch.models import CompactGenerator
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("publish", ROOT / "scripts" / "publish.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_publish():
+    return load_script("scripts/publish.py")
 
 
 @pytest.fixture
@@ -38,7 +35,7 @@ def uploads(monkeypatch):
 def test_publish_uploads_shipped_folder_byte_for_byte(tmp_path, uploads):
     folder = tmp_path / "photo2sketch"
     CompactGenerator(ngf=8, n_blocks=1).save_pretrained(folder)
-    publish = load_script()
+    publish = load_publish()
     rc = publish.main(publish.parse_args(["photo2sketch", "--weights_dir", str(tmp_path), "--repo_id", "me/p2s", "--private"]))
     assert rc == 0
     assert uploads[0][:2] == ("create_repo", "me/p2s") and uploads[0][2]["private"] is True
@@ -53,7 +50,7 @@ def test_publish_uses_registry_repo_ids(tmp_path, uploads):
     from photosketch.hub import MODELS
 
     CompactGenerator(ngf=8, n_blocks=1).save_pretrained(tmp_path / "photo2sketch")
-    publish = load_script()
+    publish = load_publish()
     assert publish.main(publish.parse_args(["photo2sketch", "--weights_dir", str(tmp_path)])) == 0
     assert uploads[1][1] == MODELS["photo2sketch"].repo_id
 
@@ -62,6 +59,6 @@ def test_publish_refuses_incomplete_folder(tmp_path, uploads):
     folder = tmp_path / "photo2sketch"
     CompactGenerator(ngf=8, n_blocks=1).save_pretrained(folder)
     (folder / "README.md").unlink()
-    publish = load_script()
+    publish = load_publish()
     assert publish.main(publish.parse_args(["photo2sketch", "--weights_dir", str(tmp_path)])) == 2
     assert uploads == []

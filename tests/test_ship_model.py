@@ -1,36 +1,25 @@
 """scripts/ship_model.py renders measured numbers into a shipped folder (tiny model, tiny data)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import safetensors.torch
 import torch
-from PIL import ImageOps
 
 from photosketch.evaluate import main as evaluate_main
 from photosketch.models import CompactGenerator, load_generator
 
-from conftest import make_face
+from conftest import load_script, make_paired_split
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_ship():
+    return load_script("scripts/ship_model.py")
 
 
 def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
-    data = tmp_path / "data" / "test"
-    for sub in ("photos", "sketches"):
-        (data / sub).mkdir(parents=True)
-    for i in range(3):
-        photo = make_face((40, 48), seed=i)
-        photo.save(data / "photos" / f"{i}.png")
-        ImageOps.invert(photo.convert("L")).save(data / "sketches" / f"{i}.png")
+    make_paired_split(tmp_path / "data" / "test", 3)
     run = tmp_path / "run"
     torch.manual_seed(0)
     CompactGenerator(ngf=8, n_blocks=1, sample_size=32).save_pretrained(run / "photo2sketch")
@@ -43,7 +32,7 @@ def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
     assert evaluate_main(["--data_dir", str(tmp_path / "data"), "--direction", "photo2sketch", "--model", "xdog",
                           "--output_dir", str(baseline), "--quiet"]) == 0
 
-    ship = load_script()
+    ship = load_ship()
     weights = tmp_path / "weights"
     assert ship.main(ship.parse_args([
         "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch", "--weights_dir", str(weights), "--fp16",
@@ -62,22 +51,9 @@ def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
     assert torch.allclose(load_generator(out)(x), load_generator(run / "photo2sketch")(x), atol=2e-2)
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path, weights, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = tmp_path / "data" / "test"
-    for sub in ("photos", "sketches"):
-        (data / sub).mkdir(parents=True)
-    for i in range(2):
-        photo = make_face((40, 48), seed=i)
-        photo.save(data / "photos" / f"{i}.png")
-        ImageOps.invert(photo.convert("L")).save(data / "sketches" / f"{i}.png")
+    make_paired_split(tmp_path / "data" / "test", 2)
     run = tmp_path / "run"
     torch.manual_seed(0)
     CompactGenerator(ngf=4, n_blocks=1, norm="batch", sample_size=32).save_pretrained(run / "photo2sketch")
@@ -92,12 +68,12 @@ def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path,
                               "--output_dir", str(evals[who]), "--quiet"]) == 0
     # Real (quick) benchmark runs of the model under its registry name.
     load_generator(run / "photo2sketch").save_pretrained(weights / "photo2sketch-fast")
-    latency, stream = _load(ROOT / "benchmarks" / "latency.py", "latency"), _load(ROOT / "benchmarks" / "stream.py", "stream")
+    latency, stream = load_script("benchmarks/latency.py"), load_script("benchmarks/stream.py")
     assert latency.main(["--quick", "--threads", "1", "--models", "photo2sketch-fast", "--variants", "fp32", "onnxruntime",
                          "--no_pipeline", "--output", str(tmp_path / "latency.json")]) == 0
     assert stream.main(["--quick", "--threads", "1", "--models", "photo2sketch-fast", "--output", str(tmp_path / "stream.json")]) == 0
 
-    ship = load_script()
+    ship = load_ship()
     assert ship.main(ship.parse_args([
         "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch-fast", "--weights_dir", str(tmp_path / "shipped"),
         "--results", f"tiny test={evals['student'] / 'results.json'}",
