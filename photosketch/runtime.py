@@ -6,18 +6,19 @@ the same numbers as ``model`` (within float rounding), faster:
 - ``"torch"``: eager PyTorch on a copy with BatchNorm folded into the convs (:func:`fuse_conv_bn`).
 - ``"onnxruntime"``: the folded network exported to ONNX in memory (dynamic batch, height and
   width) and run by ONNX Runtime's CPU provider. On a 2-vCPU machine the compact generators run
-  about 1.5x faster than in eager PyTorch at 256 px and about 2.4x at 128 px (the shipped models'
-  working size), because ONNX Runtime fuses conv + activation and has less per-op overhead (``python benchmarks/latency.py --variants
-  fp32 onnxruntime``). Export takes well under a second and happens once, when the pipeline is built.
+  about 1.5x faster than in eager PyTorch at 256 px and 2.4-2.6x at 128 px (the shipped models'
+  working size), because ONNX Runtime fuses conv + activation and has less per-op overhead
+  (``python benchmarks/latency.py --variants fp32 onnxruntime``). Export takes well under a second
+  and happens once, when the pipeline is built.
 - ``"auto"`` (the pipeline's default): ``onnxruntime`` when the ``onnxruntime`` and ``onnx``
   packages are installed and the model is a CPU :class:`~photosketch.models.PhotoSketchModel`,
   else ``torch``.
 
-Tried and not kept (same benchmark, 2 threads, 256 px, compact generator): ``torch.jit`` freeze +
-``optimize_for_inference`` (1.06x), int8 static quantisation with the x86 backend (1.15x, and a
-mean error of 0.002), channels_last (no gain), bf16 autocast (much slower without AVX512-BF16).
-``torch.compile`` was as fast as ONNX Runtime but compiles for ~30 s per new input shape and
-needs a C++ compiler on the host, which a Space may not have.
+Tried and not kept (``benchmarks/latency.py --variants fp32 onnxruntime torchscript int8 compile
+channels_last``; numbers in the README): at 128 px ONNX Runtime ran the shipped student in 4.0 ms
+against 6.9 (TorchScript freeze + optimize_for_inference), 6.9 (int8 FX quantisation, mean error
+0.006), 7.3 (``torch.compile``), 8.6 (channels_last) and 10.5 (eager). ``torch.compile`` also
+compiles for ~30 s per new input shape and needs a C++ compiler on the host, which a Space may not have.
 """
 
 from __future__ import annotations
