@@ -223,9 +223,11 @@ def main(args: argparse.Namespace) -> Path | None:
         val_source, main_process_only=True,
     )
 
+    # The frozen teacher's answers for the fixed validation inputs never change: computed once.
+    teacher_outputs = T.validation_outputs(teacher, val_inputs, accelerator) if args.validation_steps else None
+
     def validate(step: int) -> None:
         outputs = T.validation_outputs(student, val_inputs, accelerator, ema)
-        teacher_outputs = T.validation_outputs(teacher, val_inputs, accelerator)
         rows = [[val_inputs[i], outputs[i], teacher_outputs[i], val_targets[i]] for i in range(val_inputs.shape[0])]
         grid = T.make_grid(rows)
         path = output_dir / "validation" / f"step-{step}.png"
