@@ -11,7 +11,9 @@ by extension (FS2K's sketch2 files are PNG data named .jpg).
 
 from __future__ import annotations
 
+import csv
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,11 @@ from torch.utils.data import Dataset
 from .image import ImageLoadError, load_image, pil_to_tensor, to_mode
 
 logger = logging.getLogger(__name__)
+
+#: The sketch styles of the bundled data sets (``scripts/prepare_data.py`` writes them to styles.csv):
+#: FS2K's three artists (its pairs.csv style 0, 1, 2) and the CUFS sketches.
+STYLES = ("fs2k-1", "fs2k-2", "fs2k-3", "cufs")
+STYLES_FILE = "styles.csv"
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 PHOTO_DIR, SKETCH_DIR = "photos", "sketches"
@@ -70,6 +77,20 @@ def find_pairs(root: str | Path, split: str | None = None) -> list[tuple[Path, P
     if unmatched:
         logger.warning("%s: %d photos have no sketch with the same name and are skipped", base, unmatched)
     return pairs
+
+
+def read_styles(path: str | os.PathLike) -> dict[str, str]:
+    """``name,style`` rows (a ``styles.csv``) -> {file stem: style}. ``name`` may carry an extension or a folder."""
+    styles: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"name", "style"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: needs the columns name,style; has {reader.fieldnames}")
+        for row in reader:
+            name = (row["name"] or "").strip()
+            if name:
+                styles[Path(name).stem] = (row["style"] or "").strip()
+    return styles
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +251,7 @@ class _ImageDataset(Dataset):
 class PairedDataset(_ImageDataset):
     """Aligned (photo, sketch) pairs for pix2pix-style training.
 
-    Items are ``{"photo": (C, H, W), "sketch": (C, H, W), "name": str}`` in [-1, 1], both at
+    Items are ``{"photo": (C, H, W), "sketch": (C, H, W), "name": str, "style": str}`` in [-1, 1], both at
     ``resolution`` x ``resolution`` and augmented identically (flip, +-5 degree rotation, 0.9-1.0
     random resized crop; small colour jitter on the photo only).
 
@@ -242,6 +263,9 @@ class PairedDataset(_ImageDataset):
             p=0.5 from the seeded RNG).
         face_crop: crop each pair around the face detected in the photo first.
         seed: seeds the per-item augmentation RNG (together with the epoch and the index).
+
+    ``style`` is the pair's sketch style from the split folder's ``styles.csv`` (``name,style``),
+    ``""`` when the file is absent or does not list the pair.
     """
 
     def __init__(
@@ -270,6 +294,7 @@ class PairedDataset(_ImageDataset):
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in photos]
         else:
             self.pairs = list(find_pairs(root, split))
+        self.styles = read_styles(base / STYLES_FILE) if (base / STYLES_FILE).is_file() else {}
 
     def __getstate__(self):
         # DataLoader workers get a copy of the dataset; OpenCV's cascade does not pickle.
@@ -299,7 +324,7 @@ class PairedDataset(_ImageDataset):
             sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
         params = AugmentParams.sample(rng) if self.augment else None
         photo_t, sketch_t = self._tensors(photo, sketch, params)
-        return {"photo": photo_t, "sketch": sketch_t, "name": photo_path.stem}
+        return {"photo": photo_t, "sketch": sketch_t, "name": photo_path.stem, "style": self.styles.get(photo_path.stem, "")}
 
 
 class UnpairedDataset(_ImageDataset):

@@ -23,7 +23,6 @@ Writes ``OUT/results.json`` and ``OUT/contact_sheet.png`` (input | output | grou
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -150,17 +149,10 @@ def _lpips_entry(paths: Sequence[str] | None) -> tuple[object, str | None]:
 # --------------------------------------------------------------------------------------------
 
 def read_styles_csv(path: str | os.PathLike) -> dict[str, str]:
-    """``name,style`` rows -> {file stem: style}. ``name`` may carry an extension or a folder."""
-    styles: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"name", "style"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: needs the columns name,style; has {reader.fieldnames}")
-        for row in reader:
-            name = (row["name"] or "").strip()
-            if name:
-                styles[Path(name).stem] = (row["style"] or "").strip()
-    return styles
+    """``name,style`` rows -> {file stem: style} (:func:`photosketch.data.read_styles`)."""
+    from .data import read_styles
+
+    return read_styles(path)
 
 
 def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int) -> Image.Image:

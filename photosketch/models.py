@@ -16,6 +16,7 @@ import copy
 import json
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -26,6 +27,7 @@ from torch import nn
 __all__ = [
     "GENERATORS",
     "CompactGenerator",
+    "MultiscaleDiscriminator",
     "PatchDiscriminator",
     "ResnetGenerator",
     "UnetGenerator",
@@ -58,6 +60,46 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
     raise ValueError(f"norm must be one of 'instance', 'batch', 'none'; got {norm!r}")
 
 
+class Chain(nn.Sequential):
+    """``nn.Sequential`` that hands the style weights to the layers that take them (``takes_style``).
+
+    Without styles (``w=None``) it is a plain ``nn.Sequential`` with the same parameter names, so
+    checkpoints of unconditioned models load unchanged.
+    """
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, w) if getattr(layer, "takes_style", False) else layer(x)
+        return x
+
+
+class StyleNorm(nn.Module):
+    """Conditional normalisation (Dumoulin et al. 2017, "A Learned Representation for Artistic
+    Style", eq. 5): the usual norm, then a per-style scale and shift, ``(1 + gamma(w)) * x + beta(w)``
+    with ``w`` the style weights (one-hot, or a mix). A style has to enter *after* the norm: a
+    constant input plane or bias would be removed by instance norm's per-channel mean.
+
+    ``gamma`` and ``beta`` start at zero, so a new styled model behaves like the plain norm, and
+    weights of an unconditioned model are a valid warm start.
+    """
+
+    takes_style = True
+
+    def __init__(self, norm: Norm, channels: int, num_styles: int):
+        super().__init__()
+        self.norm = norm_layer(norm, channels)
+        self.film = nn.Linear(num_styles, 2 * channels)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm(x)
+        if w is None:
+            return x
+        gamma, beta = self.film(w.to(x.dtype))[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
 class PhotoSketchModel(
     nn.Module,
     PyTorchModelHubMixin,
@@ -74,6 +116,52 @@ class PhotoSketchModel(
     stride: int = 1
     #: ... and to at least this size, so inner reflection pads never see a 1-pixel map.
     min_size: int = 1
+    #: Named styles the model draws (e.g. ``("fs2k-1", "fs2k-2", "fs2k-3", "cufs")``); empty: one style.
+    styles: tuple[str, ...] = ()
+
+    def _set_styles(self, styles: Sequence[str] | None) -> int:
+        """Record the style names; returns how many input channels they add (one plane per style)."""
+        names = tuple(str(s) for s in (styles or ()))
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"styles must be distinct, non-empty names; got {list(names)}")
+        self.styles = names
+        return len(names)
+
+    def style_index(self, style: str | int) -> int:
+        """The position of ``style`` (a name or an index) in :attr:`styles`; a one-line ``ValueError`` otherwise."""
+        if not self.styles:
+            raise ValueError(f"{type(self).__name__} has no styles; call it without style=")
+        if isinstance(style, str):
+            if style not in self.styles:
+                raise ValueError(f"unknown style {style!r}; choose one of: {', '.join(self.styles)}")
+            return self.styles.index(style)
+        i = int(style)
+        if not 0 <= i < len(self.styles):
+            raise ValueError(f"style index {i} out of range; this model has {len(self.styles)} styles: {', '.join(self.styles)}")
+        return i
+
+    def style_weights(self, style, batch: int, device=None, dtype=None) -> torch.Tensor:
+        """``(batch, len(styles))`` weights for ``style``.
+
+        ``style`` is ``None`` (the first style), a name or index (the whole batch), a list with one
+        name/index per image, or a float tensor of shape ``(S,)`` or ``(batch, S)``: rows that are
+        one-hot select a style, other rows mix styles.
+        """
+        n = len(self.styles)
+        if isinstance(style, torch.Tensor) and style.is_floating_point():
+            w = style.to(device=device, dtype=dtype)
+            w = w.expand(batch, n) if w.dim() == 1 else w
+            if tuple(w.shape) != (batch, n):
+                raise ValueError(f"style weights must have shape ({n},) or ({batch}, {n}); got {tuple(style.shape)}")
+            return w
+        if isinstance(style, torch.Tensor):
+            style = style.tolist()
+        if style is None or isinstance(style, (str, int)):
+            style = [0 if style is None else style] * batch
+        if len(style) != batch:
+            raise ValueError(f"got {len(style)} styles for a batch of {batch} images")
+        idx = torch.tensor([self.style_index(s) for s in style], device=device)
+        return F.one_hot(idx, n).to(dtype or torch.float32)
 
     @classmethod
     def _from_pretrained(
@@ -134,29 +222,40 @@ class PhotoSketchModel(
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return x, h, w
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _norm(self, norm: Norm, channels: int) -> nn.Module:
+        """The norm layer at ``channels``: conditioned on the style when the model has styles."""
+        return StyleNorm(norm, channels, len(self.styles)) if self.styles else norm_layer(norm, channels)
+
+    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
+        """``x`` (N, C, H, W) in [-1, 1] -> the output at the same H and W; ``style``: see :meth:`style_weights`."""
+        if not self.styles and style is not None:
+            raise ValueError(f"{type(self).__name__} has no styles; call it without style=")
         x, h, w = self._pad(x)
-        return self.net(x)[..., :h, :w]
+        if not self.styles:
+            return self.net(x)[..., :h, :w]
+        return self.net(x, self.style_weights(style, x.shape[0], x.device, x.dtype))[..., :h, :w]
 
 
 class ResnetBlock(nn.Module):
     """Residual block with two 3x3 convs (CycleGAN appendix 7.2, "R256")."""
 
-    def __init__(self, channels: int, norm: Norm, dropout: float = 0.0):
+    takes_style = True
+
+    def __init__(self, channels: int, norm: Norm, dropout: float = 0.0, make_norm=norm_layer):
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=norm != "batch"),
-            norm_layer(norm, channels),
+            make_norm(norm, channels),
             nn.ReLU(True),
         ]
         if dropout:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=norm != "batch"), norm_layer(norm, channels)]
-        self.block = nn.Sequential(*layers)
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=norm != "batch"), make_norm(norm, channels)]
+        self.block = Chain(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.block(x, w)
 
 
 class ResnetGenerator(PhotoSketchModel):
@@ -173,6 +272,7 @@ class ResnetGenerator(PhotoSketchModel):
         norm: ``"instance"`` (paper), ``"batch"`` or ``"none"``.
         dropout: dropout inside residual blocks (0 in CycleGAN).
         sample_size: the resolution the weights were trained at; pipelines resize inputs to it.
+        styles: names of the styles the model can draw (``forward(x, style=...)``); none by default.
     """
 
     stride = 4
@@ -187,29 +287,31 @@ class ResnetGenerator(PhotoSketchModel):
         norm: Norm = "instance",
         dropout: float = 0.0,
         sample_size: int = 256,
+        styles: list[str] | None = None,
     ):
         super().__init__()
+        self._set_styles(styles)
         bias = norm != "batch"  # a norm with affine shift makes the conv bias redundant
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
-            norm_layer(norm, ngf),
+            self._norm(norm, ngf),
             nn.ReLU(True),
         ]
         ch = ngf
         for _ in range(2):  # d128, d256
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), self._norm(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
-        layers += [ResnetBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        layers += [ResnetBlock(ch, norm, dropout, self._norm) for _ in range(n_blocks)]
         for _ in range(2):  # u128, u64: fractionally strided convs as in the paper
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, ch // 2),
+                self._norm(norm, ch // 2),
                 nn.ReLU(True),
             ]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = Chain(*layers)
 
 
 class UnetBlock(nn.Module):
@@ -217,7 +319,7 @@ class UnetBlock(nn.Module):
 
     def __init__(self, outer: int, inner: int, norm: Norm, submodule: nn.Module | None = None,
                  outermost: bool = False, in_channels: int | None = None, out_channels: int | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, make_norm=norm_layer):
         super().__init__()
         self.outermost = outermost
         in_channels = in_channels or outer
@@ -228,19 +330,21 @@ class UnetBlock(nn.Module):
             up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, out_channels or outer, 4, stride=2, padding=1), nn.Tanh()]
             layers = down + [submodule] + up
         elif submodule is None:  # innermost: no norm on the 1x1 bottleneck, no skip input
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1, bias=bias), norm_layer(norm, outer)]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1, bias=bias), make_norm(norm, outer)]
             layers = [nn.LeakyReLU(0.2, True)] + down + up
         else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1, bias=bias), norm_layer(norm, outer)]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1, bias=bias), make_norm(norm, outer)]
             if dropout:
                 up.append(nn.Dropout(dropout))  # pix2pix: dropout is the generator's noise z
-            layers = [nn.LeakyReLU(0.2, True)] + down + [norm_layer(norm, inner), submodule] + up
-        self.model = nn.Sequential(*layers)
+            layers = [nn.LeakyReLU(0.2, True)] + down + [make_norm(norm, inner), submodule] + up
+        self.model = Chain(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    takes_style = True
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         if self.outermost:
-            return self.model(x)
-        return torch.cat([x, self.model(x)], 1)
+            return self.model(x, w)
+        return torch.cat([x, self.model(x, w)], 1)
 
 
 class UnetGenerator(PhotoSketchModel):
@@ -257,6 +361,7 @@ class UnetGenerator(PhotoSketchModel):
         norm: ``"batch"`` (paper, batch size 1 makes it instance-like), ``"instance"`` or ``"none"``.
         dropout: dropout in the first three decoder layers of the 512-wide levels (paper: 0.5).
         sample_size: training resolution; pipelines resize inputs to it.
+        styles: names of the styles the model can draw (``forward(x, style=...)``); none by default.
     """
 
     def __init__(
@@ -268,18 +373,21 @@ class UnetGenerator(PhotoSketchModel):
         norm: Norm = "batch",
         dropout: float = 0.5,
         sample_size: int = 256,
+        styles: list[str] | None = None,
     ):
         super().__init__()
+        self._set_styles(styles)
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5 (C64..C512 plus a bottleneck); got {num_downs}")
         self.stride = 2**num_downs
-        block = UnetBlock(ngf * 8, ngf * 8, norm)  # innermost
+        block = UnetBlock(ngf * 8, ngf * 8, norm, make_norm=self._norm)  # innermost
         for _ in range(num_downs - 5):
-            block = UnetBlock(ngf * 8, ngf * 8, norm, block, dropout=dropout)
-        block = UnetBlock(ngf * 4, ngf * 8, norm, block)
-        block = UnetBlock(ngf * 2, ngf * 4, norm, block)
-        block = UnetBlock(ngf, ngf * 2, norm, block)
-        self.net = UnetBlock(ngf, ngf, norm, block, outermost=True, in_channels=in_channels, out_channels=out_channels)
+            block = UnetBlock(ngf * 8, ngf * 8, norm, block, dropout=dropout, make_norm=self._norm)
+        block = UnetBlock(ngf * 4, ngf * 8, norm, block, make_norm=self._norm)
+        block = UnetBlock(ngf * 2, ngf * 4, norm, block, make_norm=self._norm)
+        block = UnetBlock(ngf, ngf * 2, norm, block, make_norm=self._norm)
+        self.net = UnetBlock(ngf, ngf, norm, block, outermost=True, in_channels=in_channels, out_channels=out_channels,
+                             make_norm=self._norm)
 
 
 class SeparableResBlock(nn.Module):
@@ -288,21 +396,23 @@ class SeparableResBlock(nn.Module):
     A 3x3 depthwise conv + 1x1 pointwise conv costs about 1/9 + 1/C of a dense 3x3 conv.
     """
 
-    def __init__(self, channels: int, norm: Norm):
+    takes_style = True
+
+    def __init__(self, channels: int, norm: Norm, make_norm=norm_layer):
         super().__init__()
         bias = norm != "batch"
-        self.block = nn.Sequential(
+        self.block = Chain(
             nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
             nn.Conv2d(channels, channels, 1, bias=bias),
-            norm_layer(norm, channels),
+            make_norm(norm, channels),
             nn.ReLU(True),
             nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
             nn.Conv2d(channels, channels, 1, bias=bias),
-            norm_layer(norm, channels),
+            make_norm(norm, channels),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.block(x, w)
 
 
 class CompactGenerator(PhotoSketchModel):
@@ -320,6 +430,7 @@ class CompactGenerator(PhotoSketchModel):
         n_downsampling: stride-2 stages (2 like CycleGAN; 3 is faster at 256 px).
         norm: ``"instance"``, ``"batch"`` (foldable into convs for inference) or ``"none"``.
         sample_size: training resolution; pipelines resize inputs to it.
+        styles: names of the styles the model can draw (``forward(x, style=...)``); none by default.
     """
 
     def __init__(
@@ -331,26 +442,28 @@ class CompactGenerator(PhotoSketchModel):
         n_downsampling: int = 2,
         norm: Norm = "instance",
         sample_size: int = 256,
+        styles: list[str] | None = None,
     ):
         super().__init__()
+        self._set_styles(styles)
         self.stride = 2**n_downsampling
         bias = norm != "batch"
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 7, padding=3, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 7, padding=3, bias=bias), self._norm(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_downsampling):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), self._norm(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
-        layers += [SeparableResBlock(ch, norm) for _ in range(n_blocks)]
+        layers += [SeparableResBlock(ch, norm, self._norm) for _ in range(n_blocks)]
         for _ in range(n_downsampling):
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(ch, ch // 2, 3, padding=1, bias=bias),
-                norm_layer(norm, ch // 2),
+                self._norm(norm, ch // 2),
                 nn.ReLU(True),
             ]
             ch //= 2
         layers += [nn.Conv2d(ch, out_channels, 7, padding=3), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = Chain(*layers)
 
 
 class PatchDiscriminator(nn.Module):
@@ -381,6 +494,38 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activation after each LeakyReLU, then the logit map (last): what feature matching compares."""
+        out = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out + [x]
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """``num_scales`` PatchGANs on the image at full, 1/2, 1/4... resolution (pix2pixHD, Wang et al.
+    2018, sec. 3.2): the coarse one sees whole-face structure, the fine one strokes and texture.
+
+    ``forward`` returns, per scale, the list of intermediate features with the logit map last
+    (:meth:`PatchDiscriminator.features`), for the GAN loss (eq. 2) and feature matching (eq. 4).
+    """
+
+    def __init__(self, in_channels: int = 1, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance", num_scales: int = 2):
+        super().__init__()
+        if num_scales < 1:
+            raise ValueError(f"num_scales must be >= 1; got {num_scales}")
+        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm) for _ in range(num_scales))
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        out = []
+        for i, d in enumerate(self.scales):
+            if i:  # pix2pixHD downsamples with a 3x3 average pool, stride 2, not counting the padding
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(d.features(x))
+        return out
 
 
 #: Published generator architectures by name. ``build_generator("resnet", ngf=32)``.

@@ -52,6 +52,17 @@ def _on_cpu(model: nn.Module) -> bool:
     return all(p.device.type == "cpu" for p in model.parameters())
 
 
+class _StyledNet(nn.Module):
+    """A styled model's layers with the style weights as a second, explicit input, for export."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.net(x, w)
+
+
 class OnnxRunner:
     """A :class:`PhotoSketchModel` run by ONNX Runtime, with the model's own stride padding.
 
@@ -70,13 +81,17 @@ class OnnxRunner:
         size = max(self.model.min_size, self.model.stride, 32)
         size += (-size) % self.model.stride
         dynamic = {0: "batch", 2: "height", 3: "width"}
+        net, inputs, names, axes = self.model.net, (torch.zeros(1, in_channels, size, size),), ["input"], {"input": dynamic}
+        if self.model.styles:  # style weights (batch, n_styles) as a second input
+            net, names = _StyledNet(self.model.net), ["input", "style"]
+            inputs += (torch.zeros(1, len(self.model.styles)),)
+            axes["style"] = {0: "batch"}
         buffer = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             # torch's TorchScript-based exporter warns that it is deprecated; it needs no onnxscript.
             warnings.simplefilter("ignore")
-            torch.onnx.export(self.model.net, (torch.zeros(1, in_channels, size, size),), buffer,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": dynamic, "output": dynamic}, dynamo=False)
+            torch.onnx.export(net, inputs, buffer, input_names=names, output_names=["output"],
+                              dynamic_axes={**axes, "output": dynamic}, dynamo=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
@@ -88,9 +103,16 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, style=None) -> torch.Tensor:
+        """Like ``model(x, style)``: ``style`` as in :meth:`~photosketch.models.PhotoSketchModel.style_weights`."""
+        feeds = {}
+        if self.model.styles:
+            feeds["style"] = self.model.style_weights(style, x.shape[0], dtype=torch.float32).numpy()
+        elif style is not None:
+            raise ValueError(f"{type(self.model).__name__} has no styles; call it without style=")
         x, h, w = self.model._pad(x)
-        out = self.session.run(None, {"input": x.detach().float().contiguous().numpy()})[0]
+        feeds["input"] = x.detach().float().contiguous().numpy()
+        out = self.session.run(None, feeds)[0]
         return torch.from_numpy(out)[..., :h, :w]
 
 

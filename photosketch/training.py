@@ -26,11 +26,12 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from .image import tensor_to_pil
-from .models import GENERATORS, build_generator
+from .models import GENERATORS, StyleNorm, build_generator
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,13 @@ class GANLoss(nn.Module):
         self.mode = mode
         self.real_label, self.fake_label = real_label, fake_label
 
-    def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    def forward(self, prediction, target_is_real: bool) -> torch.Tensor:
+        if isinstance(prediction, (list, tuple)):
+            # A multi-scale discriminator's output: per scale, its features with the logits last
+            # (pix2pixHD eq. 2: the GAN terms of the scales are summed; we average to keep the scale of
+            # one PatchGAN's loss, so --gan_weight means the same with any --num_scales_d).
+            logits = [p[-1] if isinstance(p, (list, tuple)) else p for p in prediction]
+            return sum(self(p, target_is_real) for p in logits) / len(logits)
         prediction = prediction.float()  # losses in fp32 under mixed precision
         target = torch.full_like(prediction, self.real_label if target_is_real else self.fake_label)
         if self.mode == "lsgan":
@@ -104,6 +111,26 @@ def optimizer_step(accelerator, optimizer, scheduler, parameters, max_grad_norm:
     optimizer.zero_grad(set_to_none=True)
 
 
+def _halves(pred):
+    """Split a discriminator output computed on ``cat([a, b])`` into the outputs for ``a`` and ``b``
+    (a tensor, or a multi-scale list of feature lists)."""
+    if isinstance(pred, torch.Tensor):
+        return pred.chunk(2)
+    pairs = [_halves(p) for p in pred]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def feature_matching_loss(pred_fake, pred_real) -> torch.Tensor:
+    """pix2pixHD eq. 4 (Wang et al. 2018): L1 between the discriminator's intermediate features of the
+    real and the generated pair, every layer but the logits, averaged over layers and scales. The
+    real features are targets (detached). Makes the generator match the statistics of real strokes
+    at several scales, which steadies GAN training and sharpens lines."""
+    terms = [F.l1_loss(f.float(), r.detach().float())
+             for fake_scale, real_scale in zip(pred_fake, pred_real)
+             for f, r in zip(fake_scale[:-1], real_scale[:-1])]
+    return sum(terms) / max(1, len(terms))
+
+
 def conditional_d_step(accelerator, discriminator, discriminator_raw, gan_loss: GANLoss, cond: torch.Tensor,
                        fake: torch.Tensor, real: torch.Tensor, optimizer, scheduler,
                        max_grad_norm: float | None = None) -> torch.Tensor:
@@ -115,7 +142,7 @@ def conditional_d_step(accelerator, discriminator, discriminator_raw, gan_loss: 
     set_requires_grad(discriminator_raw, True)
     with accelerator.autocast():
         pairs = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)], 0)
-        pred_fake, pred_real = discriminator(pairs).chunk(2)
+        pred_fake, pred_real = _halves(discriminator(pairs))
     loss_d = 0.5 * (gan_loss(pred_fake, False) + gan_loss(pred_real, True))
     accelerator.backward(loss_d)
     optimizer_step(accelerator, optimizer, scheduler, discriminator.parameters(), max_grad_norm)
@@ -126,16 +153,27 @@ def conditional_g_gan_loss(accelerator, discriminator_raw, gan_loss: GANLoss, co
                            fake: torch.Tensor) -> torch.Tensor:
     """The generator's adversarial term: D (unwrapped, frozen: no gradient and no DDP hooks) should call
     (cond, fake) real (pix2pix eq. 1)."""
+    return conditional_g_losses(accelerator, discriminator_raw, gan_loss, cond, fake)[0]
+
+
+def conditional_g_losses(accelerator, discriminator_raw, gan_loss: GANLoss, cond: torch.Tensor, fake: torch.Tensor,
+                         real: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(adversarial term, feature-matching term or None). With ``real`` (and a multi-scale D), fake and
+    real pairs go through the frozen D in one batch and :func:`feature_matching_loss` compares them."""
     set_requires_grad(discriminator_raw, False)
+    fake_pair = torch.cat([cond, fake], 1)
     with accelerator.autocast():
-        pred_fake = discriminator_raw(torch.cat([cond, fake], 1))
-    return gan_loss(pred_fake, True)
+        if real is None:
+            return gan_loss(discriminator_raw(fake_pair), True), None
+        pred_fake, pred_real = _halves(discriminator_raw(torch.cat([fake_pair, torch.cat([cond, real], 1)], 0)))
+    fm = feature_matching_loss(pred_fake, pred_real) if not isinstance(pred_fake, torch.Tensor) else None
+    return gan_loss(pred_fake, True), fm
 
 
 @torch.no_grad()
-def validation_outputs(generator, inputs: torch.Tensor, accelerator, ema=None) -> torch.Tensor:
-    """``generator(inputs)`` in eval mode (EMA weights when given), as float32 on the CPU; the
-    generator's mode and weights are restored afterwards."""
+def validation_outputs(generator, inputs: torch.Tensor, accelerator, ema=None, style=None) -> torch.Tensor:
+    """``generator(inputs)`` (with ``style`` when given) in eval mode (EMA weights when given), as float32
+    on the CPU; the generator's mode and weights are restored afterwards."""
     net = unwrap(generator, accelerator)
     was_training = net.training
     net.eval()
@@ -144,7 +182,9 @@ def validation_outputs(generator, inputs: torch.Tensor, accelerator, ema=None) -
         ema.copy_to(net.parameters())
     try:
         with accelerator.autocast():
-            return net(inputs.to(accelerator.device)).float().cpu()
+            if style is None:
+                return net(inputs.to(accelerator.device)).float().cpu()
+            return net(inputs.to(accelerator.device), style=style.to(accelerator.device)).float().cpu()
     finally:
         if ema is not None:
             ema.restore(net.parameters())
@@ -206,7 +246,38 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+    for m in net.modules():
+        if isinstance(m, StyleNorm):  # styles start as the plain norm (see StyleNorm)
+            nn.init.zeros_(m.film.weight)
+            nn.init.zeros_(m.film.bias)
     return net
+
+
+def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """Warm start (``--init_weights``): copy a Hub-layout folder's ``model.safetensors`` into ``generator``.
+
+    Shapes must match exactly. The only keys allowed to be missing are the style layers
+    (``StyleNorm.film``), so an unconditioned model warm-starts a style-conditioned one of the same
+    architecture; those layers keep their identity initialisation. Optimizer state starts fresh.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init_weights {folder}: no model.safetensors there")
+    loaded = load_file(str(path))
+    own = generator.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items() if k in own and v.shape != own[k].shape]
+    unexpected = sorted(set(loaded) - set(own))
+    missing = sorted(k for k in set(own) - set(loaded) if ".film." not in k)
+    if mismatched or unexpected or missing:
+        problems = mismatched[:3] + [f"unexpected {k}" for k in unexpected[:3]] + [f"missing {k}" for k in missing[:3]]
+        raise ValueError(f"--init_weights {folder} does not fit this generator: " + "; ".join(problems))
+    with torch.no_grad():
+        for k, v in loaded.items():
+            own[k].copy_(v.to(own[k].dtype))
+    logger.info("warm start from %s (%d tensors)", folder, len(loaded))
+    return generator
 
 
 class TrainState:
@@ -291,6 +362,9 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
                    help="Flip, +-5 degree rotation, 0.9-1.0 random resized crop, photo colour jitter.")
     g.add_argument("--face_crop", action=argparse.BooleanOptionalAction, default=False, help="Crop around the detected face first.")
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="0 loads in the main process.")
+    g.add_argument("--data_pack", type=str, default=None,
+                   help="A pack file from scripts/gpu_pack.py instead of --data_dir: every pair is decoded once into "
+                        "device memory and augmented there (for GPUs).")
 
     g = parser.add_argument_group("model")
     g.add_argument("--generator", type=str, default="unet", choices=sorted(GENERATORS))
@@ -301,11 +375,19 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
     g.add_argument("--dropout", type=float, default=None, help="Generator dropout (resnet/unet); default: the architecture's.")
     g.add_argument("--ndf", type=int, default=64, help="Discriminator width.")
     g.add_argument("--n_layers_d", type=int, default=3, help="PatchGAN layers (3 = 70x70 patches).")
+    g.add_argument("--style_conditioning", action=argparse.BooleanOptionalAction, default=False,
+                   help="Condition the generator on each pair's sketch style (styles.csv / the pack): one model, "
+                        "several named styles (config.json 'styles').")
+    g.add_argument("--init_weights", type=str, default=None,
+                   help="Warm start the generator from a Hub-layout folder (same architecture; optimizer fresh).")
 
     g = parser.add_argument_group("optimisation")
     g.add_argument("--train_batch_size", type=int, default=1, help="Per device.")
     g.add_argument("--num_epochs", type=int, default=200)
     g.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs when set.")
+    g.add_argument("--max_train_minutes", type=float, default=None,
+                   help="Wall-clock budget: stop (checkpoint, export) when it is spent. The LR schedule is fitted to "
+                        "the steps that fit, measured once 10%% of the budget has passed.")
     g.add_argument("--learning_rate", type=float, default=2e-4)
     g.add_argument("--adam_beta1", type=float, default=0.5)
     g.add_argument("--adam_beta2", type=float, default=0.999)
@@ -354,6 +436,14 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
             parser.error(f"--{name} must be >= 1")
     if args.max_train_steps is not None and args.max_train_steps < 1:
         parser.error("--max_train_steps must be >= 1")
+    if args.max_train_minutes is not None and args.max_train_minutes <= 0:
+        parser.error("--max_train_minutes must be > 0")
+    if args.data_dir is None and getattr(args, "data_pack", None) is None and not getattr(args, "photo_dir", None):
+        parser.error("give --data_dir (or --data_pack)")
+    if getattr(args, "data_pack", None) is not None and not os.path.isfile(args.data_pack):
+        parser.error(f"--data_pack {args.data_pack}: no such file")
+    if args.init_weights is not None and not os.path.isfile(os.path.join(args.init_weights, "model.safetensors")):
+        parser.error(f"--init_weights {args.init_weights}: no model.safetensors there")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         parser.error("--checkpoints_total_limit must be >= 1")
     if not 0.0 <= args.decay_start_fraction <= 1.0:
@@ -362,9 +452,18 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint}: no such checkpoint folder")
 
 
-def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int) -> dict:
+def refuse_args(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str], trainer: str) -> None:
+    """A one-line usage error for shared options this trainer does not implement (rather than ignoring them)."""
+    for name in names:
+        if getattr(args, name, None) not in (None, False):
+            parser.error(f"--{name} is not supported by {trainer} (train/pix2pix.py has it)")
+
+
+def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int, styles: Sequence[str] | None = None) -> dict:
     """Constructor arguments of ``--generator`` from the command line (only those it takes)."""
     kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels, "ngf": args.ngf, "sample_size": args.resolution}
+    if styles:
+        kwargs["styles"] = list(styles)
     if args.generator in ("resnet", "compact") and args.n_blocks is not None:
         kwargs["n_blocks"] = args.n_blocks
     if args.generator == "unet":
@@ -382,8 +481,13 @@ def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: i
     return kwargs
 
 
-def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_channels: int) -> nn.Module:
-    return build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels))
+def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_channels: int,
+                              styles: Sequence[str] | None = None) -> nn.Module:
+    """The generator, initialised (pix2pix sec. 3.3), warm-started from ``--init_weights`` when given."""
+    generator = init_weights(build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels, styles)))
+    if getattr(args, "init_weights", None):
+        load_init_weights(generator, args.init_weights)
+    return generator
 
 
 def tracker_names(report_to: str) -> str | list[str] | None:
@@ -420,6 +524,9 @@ def init_accelerator(args: argparse.Namespace):
     if args.allow_tf32 and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if torch.cuda.is_available():
+        # Every batch has the same shape: let cuDNN time its convolution algorithms once and keep the fastest.
+        torch.backends.cudnn.benchmark = True
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
@@ -522,17 +629,21 @@ def get_lr_scheduler(
     once per process per optimizer step (as in the diffusers examples).
     """
     if name == "constant_then_linear":
-        decay_start = max(num_warmup_steps, int(num_training_steps * decay_start_fraction))
+        horizon = {"steps": num_training_steps}
 
         def factor(step: int) -> float:
             # A plain function, not a callable object: LambdaLR would save and restore an object's
             # fields, and a resumed run with a new --max_train_steps must follow the new schedule.
+            total = horizon["steps"]
+            decay_start = max(num_warmup_steps, int(total * decay_start_fraction))
             if step < num_warmup_steps:
                 return (step + 1) / (num_warmup_steps + 1)
             if step < decay_start:
                 return 1.0
-            return max(0.0, (num_training_steps - step) / max(1, num_training_steps - decay_start))
+            return max(0.0, (total - step) / max(1, total - decay_start))
 
+        # --max_train_minutes moves the end of the schedule once the step time is known (set_lr_horizon).
+        factor.horizon = horizon
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     from diffusers.optimization import get_scheduler
 
@@ -553,6 +664,18 @@ def lr_scheduler_from_args(args: argparse.Namespace, optimizer: torch.optim.Opti
     return get_lr_scheduler(args.lr_scheduler, optimizer, num_training_steps=max_train_steps * num_processes,
                             num_warmup_steps=args.lr_warmup_steps * num_processes,
                             decay_start_fraction=args.decay_start_fraction)
+
+
+def set_lr_horizon(scheduler, num_training_steps: int) -> bool:
+    """Move the end of a ``constant_then_linear`` schedule to ``num_training_steps`` (per-process
+    counts, as :func:`get_lr_scheduler`); False for schedules that cannot move (they keep theirs)."""
+    inner = getattr(scheduler, "scheduler", scheduler)
+    horizons = [getattr(fn, "horizon", None) for fn in getattr(inner, "lr_lambdas", [])]
+    if not horizons or any(h is None for h in horizons):
+        return False
+    for h in horizons:
+        h["steps"] = int(num_training_steps)
+    return True
 
 
 def sync_scheduler_lr(scheduler) -> None:
@@ -892,10 +1015,17 @@ def resume_from_checkpoint(accelerator, args: argparse.Namespace, state: TrainSt
                        (state.global_step % steps_per_epoch) * args.gradient_accumulation_steps)
 
 
-def epoch_batches(accelerator, dataloader, dataset, epoch: int, resume: ResumePoint):
+def epoch_batches(accelerator, dataloader, dataset, epoch: int, resume: ResumePoint, batch_size: int | None = None):
     """The batches of one epoch: the sampler and the dataset's augmentation set to ``epoch``, and
     in a resumed run's first epoch without the batches its checkpoint already trained on (so the
-    resumed run sees the same data, in the same order, as an uninterrupted one)."""
+    resumed run sees the same data, in the same order, as an uninterrupted one).
+
+    A :class:`~photosketch.packed.PackedPairs` (``--data_pack``; ``dataloader`` is None) makes its
+    batches itself, on the device, this process's share of each epoch."""
+    skip = resume.skip_batches if epoch == resume.first_epoch else 0
+    if dataloader is None:
+        return dataset.batches(epoch, batch_size, num_processes=accelerator.num_processes,
+                               process_index=accelerator.process_index, skip=skip)
     dataloader.set_epoch(epoch)
     dataset.set_epoch(epoch)
     if epoch == resume.first_epoch and resume.skip_batches:
@@ -935,6 +1065,7 @@ class TrainingLoop:
         emas: Iterable[tuple[Any, nn.Module]] = (),
         desc: str = "training",
         progress_skip: Sequence[str] = (),
+        schedulers: Sequence = (),
     ):
         from tqdm.auto import tqdm
 
@@ -953,6 +1084,14 @@ class TrainingLoop:
         self.stop_requested = False  # set by the first Ctrl-C
         self.interrupted = False
         self._previous_handler = None
+        # --max_train_minutes: the budget, every schedule to fit to it, and when the clock started.
+        self.budget_s = args.max_train_minutes * 60 if getattr(args, "max_train_minutes", None) else None
+        self.schedulers = list(schedulers) or [lr_scheduler]
+        self.started = time.monotonic()
+        self.first_step = state.global_step
+        self.budget_spent = False
+        self._horizon_fitted = False
+        self._t_second: tuple[int, float] | None = None  # (step, elapsed s) once the first step is done
 
     @property
     def global_step(self) -> int:
@@ -960,7 +1099,37 @@ class TrainingLoop:
 
     @property
     def should_stop(self) -> bool:
-        return self.interrupted or self.global_step >= self.max_train_steps
+        return self.interrupted or self.budget_spent or self.global_step >= self.max_train_steps
+
+    def _check_budget(self, step: int) -> None:
+        """--max_train_minutes, at logging steps. Once 10 % of the budget has passed, the steps that fit
+        in the rest are estimated from the time per step so far and the LR schedule is fitted to end
+        there; when the budget is spent the run stops as if it had reached --max_train_steps. The main
+        process's clock decides, so every process stops at the same step."""
+        from accelerate.utils import broadcast
+
+        elapsed = time.monotonic() - self.started
+        elapsed = float(broadcast(torch.tensor([elapsed], device=self.accelerator.device)).item())
+        if elapsed >= self.budget_s:
+            self.budget_spent = True
+            _log_main(logging.INFO, "--max_train_minutes %g spent at step %d", self.args.max_train_minutes, step)
+            return
+        if self._t_second is None or step - self._t_second[0] < 2:
+            return
+        if not self._horizon_fitted and elapsed >= 0.1 * self.budget_s:
+            self._horizon_fitted = True
+            # Time per step from the second step on: the first one carries start-up (cuDNN autotuning,
+            # compilation, allocator warm-up) and would make the estimate too pessimistic.
+            t_step, t_time = self._t_second
+            per_step = (elapsed - t_time) / (step - t_step)
+            fit = step + int((self.budget_s - elapsed) / per_step)
+            if fit < self.max_train_steps:
+                self.max_train_steps = fit
+                self.progress.total = fit
+                for s in self.schedulers:
+                    set_lr_horizon(s, fit * self.accelerator.num_processes)
+                _log_main(logging.INFO, "%.2f s per step: %d steps fit in --max_train_minutes %g; LR schedule fitted to them",
+                          per_step, fit, self.args.max_train_minutes)
 
     # ---- Ctrl-C
 
@@ -1002,7 +1171,11 @@ class TrainingLoop:
         for ema, model in self.emas:
             ema.step(unwrap(model, accelerator).parameters())
 
-        if step % args.logging_steps == 0 or step == self.max_train_steps:
+        if self.budget_s and self._t_second is None:
+            self._t_second = (step, time.monotonic() - self.started)
+        if self.budget_s and step % args.logging_steps == 0:
+            self._check_budget(step)
+        if step % args.logging_steps == 0 or step == self.max_train_steps or self.budget_spent:
             logs = {k: v.item() for k, v in losses.items()}
             logs["lr"] = self.lr_scheduler.get_last_lr()[0]
             logs["perf/images_per_s"] = self.throughput.rate()

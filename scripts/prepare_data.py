@@ -7,6 +7,11 @@ reads each set's ``pairs.csv`` (see ../shared/data/README.md) and writes
     OUT/fs2k/{train,val,test}/{photos,sketches}/NAME.png    (+ OUT/fs2k/test_styles.csv)
     OUT/cufs/{train,val,test}/{photos,sketches}/NAME.png
     OUT/combined/{train,val}/...                            FS2K + CUFS training data together
+    OUT/*/{train,val,test}/styles.csv                       each pair's sketch style (see below)
+
+Style names (``photosketch.data.STYLES``): FS2K's three artist styles are ``fs2k-1``, ``fs2k-2``,
+``fs2k-3`` (``pairs.csv`` style 0, 1, 2), every CUFS sketch is ``cufs``. The trainers read
+``styles.csv`` to train style-conditioned models (``--style_conditioning``).
 
 Official test splits (FS2K 1046, CUFS-CUHK 100) go to ``test/`` only; ``val/`` is a seeded slice of
 the *training* split, so model selection never sees a test image. The images are research-use
@@ -49,7 +54,8 @@ def read_rows(csv_path: Path) -> list[dict]:
 
 def fs2k_items(root: Path) -> list[dict]:
     return [
-        {"name": r["id"], "photo": root / r["photo"], "sketch": root / r["sketch"], "split": r["split"], "style": r["style"]}
+        {"name": r["id"], "photo": root / r["photo"], "sketch": root / r["sketch"], "split": r["split"],
+         "style": f"fs2k-{int(r['style']) + 1}"}
         for r in read_rows(root / "pairs.csv")
     ]
 
@@ -59,7 +65,7 @@ def cufs_items(root: Path) -> list[dict]:
     for r in read_rows(root / "pairs.csv"):
         # File names repeat across subsets (00.png in CUHK and AR): prefix the subset folder.
         name = f"{Path(r['photo']).parts[0]}_{Path(r['photo']).stem}"
-        items.append({"name": name, "photo": root / r["photo"], "sketch": root / r["sketch"], "split": r["split"], "style": ""})
+        items.append({"name": name, "photo": root / r["photo"], "sketch": root / r["sketch"], "split": r["split"], "style": "cufs"})
     return items
 
 
@@ -78,6 +84,13 @@ def write_image(src: Path, dst: Path, max_side: int | None) -> None:
     img.save(dst)
 
 
+def write_styles(path: Path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "style"])
+        w.writerows(rows)
+
+
 def export(items: list[dict], out: Path, max_side: int | None, desc: str) -> int:
     written = 0
     for it in tqdm(items, desc=desc, unit="pair"):
@@ -90,6 +103,8 @@ def export(items: list[dict], out: Path, max_side: int | None, desc: str) -> int
             written += 1
         except ImageLoadError as exc:
             logger.warning("skipped pair %s: %s", it["name"], exc)
+    for split in sorted({it["split"] for it in items}):
+        write_styles(out / split / "styles.csv", [(it["name"], it["style"]) for it in items if it["split"] == split])
     return written
 
 
@@ -100,10 +115,9 @@ def main(args: argparse.Namespace) -> int:
         assign_val(items, args.val_fraction, args.seed)
         n = export(items, args.output_dir / name, args.max_side, name)
         logger.info("%s: %d pairs written to %s", name, n, args.output_dir / name)
-    with open(args.output_dir / "fs2k" / "test_styles.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "style"])
-        w.writerows([it["name"], it["style"]] for it in sets["fs2k"] if it["split"] == "test")
+    # Kept for evaluate.py's per-style FS2K table (the same rows as fs2k/test/styles.csv).
+    write_styles(args.output_dir / "fs2k" / "test_styles.csv",
+                 [(it["name"], it["style"]) for it in sets["fs2k"] if it["split"] == "test"])
     # Combined training/validation data; prefixes keep FS2K and CUFS names apart.
     for split in ("train", "val"):
         for kind in ("photos", "sketches"):
@@ -114,6 +128,8 @@ def main(args: argparse.Namespace) -> int:
                     link = dst / f"{name}_{src.name}"
                     if not link.exists():
                         link.symlink_to(src.resolve())
+        write_styles(args.output_dir / "combined" / split / "styles.csv",
+                     [(f"{name}_{it['name']}", it["style"]) for name in ("fs2k", "cufs") for it in sets[name] if it["split"] == split])
     logger.info("combined train/val written to %s", args.output_dir / "combined")
     return 0
 

@@ -171,11 +171,11 @@ def test_validation_pairs_skip_the_test_split(tmp_path):
         (data / "test" / sub).mkdir(parents=True)
         Image.new("RGB", (40, 40), (0, 0, 0)).save(data / "test" / sub / "t.png")
     args = pix2pix.parse_args(["--data_dir", str(data), "--resolution", "32", "--num_validation_images", "4"])
-    inputs, targets, source = pix2pix._validation_batch(args)
+    inputs, targets, _styles, source = pix2pix._validation_batch(args)
     assert inputs.shape == (2, 3, 32, 32) and targets.shape == (2, 1, 32, 32)
     assert "train" in source and inputs.mean() > -0.5  # synthetic faces, not the black test image
     make_pairs(data / "val", n=1)
-    assert "val" in pix2pix._validation_batch(args)[2]
+    assert "val" in pix2pix._validation_batch(args)[3]
 
 
 def test_two_processes_on_cpu(data_dir, tmp_path):

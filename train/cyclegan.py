@@ -107,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.photo_dir and not args.data_dir:
         parser.error("the training data: --data_dir DIR, or --photo_dir + --sketch_dir")
     T.check_common_args(parser, args)
+    T.refuse_args(parser, args, ("data_pack", "style_conditioning", "init_weights"), "train/cyclegan.py")
     if args.face_crop:
         parser.error("--face_crop: not supported for unpaired data yet; crop the images beforehand")
     if args.pool_size < 0:
@@ -149,8 +150,8 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
     # ---- models
     gen_kwargs = {"photo2sketch": T.generator_kwargs(args, PHOTO_CHANNELS, sketch_ch),
                   "sketch2photo": T.generator_kwargs(args, sketch_ch, PHOTO_CHANNELS)}
-    photo2sketch = T.init_weights(T.build_generator_from_args(args, PHOTO_CHANNELS, sketch_ch))
-    sketch2photo = T.init_weights(T.build_generator_from_args(args, sketch_ch, PHOTO_CHANNELS))
+    photo2sketch = T.build_generator_from_args(args, PHOTO_CHANNELS, sketch_ch)
+    sketch2photo = T.build_generator_from_args(args, sketch_ch, PHOTO_CHANNELS)
     disc_photo = T.init_weights(PatchDiscriminator(PHOTO_CHANNELS, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d))
     disc_sketch = T.init_weights(PatchDiscriminator(sketch_ch, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d))
     if args.channels_last:

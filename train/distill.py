@@ -113,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.resolution = int(config.get("sample_size") or 256)
     args.sketch_channels = int(config["out_channels"] if args.direction == "photo2sketch" else config["in_channels"])
     T.check_common_args(parser, args)
+    T.refuse_args(parser, args, ("data_pack", "style_conditioning"), "train/distill.py")
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
     try:  # list the data now: a bad --data_dir is a one-line usage error, not a traceback mid-run
@@ -163,7 +164,7 @@ def main(args: argparse.Namespace) -> Path | None:
     # ---- models: the frozen teacher (not prepared: it has no gradients or optimiser state) and the student
     teacher = load_teacher(args.teacher).to(accelerator.device)
     gen_kwargs = T.generator_kwargs(args, in_ch, out_ch)
-    student = T.init_weights(T.build_generator_from_args(args, in_ch, out_ch))
+    student = T.build_generator_from_args(args, in_ch, out_ch)
     use_gan = args.gan_weight > 0
     use_features = args.lambda_feature > 0
     discriminator = (

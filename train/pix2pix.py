@@ -11,7 +11,14 @@ judges concat(x, y) pairs. Objective (pix2pix eq. 4): GAN(G, D) + lambda_L1 * ||
 Data: ``DIR/train/{photos,sketches}`` (or ``DIR/{photos,sketches}``). Validation grids show the
 first pairs of ``DIR/val`` when it exists, else the first training pairs unaugmented; ``DIR/test``
 is never used here, so it stays out of model selection. The generator is exported with
-``save_pretrained`` to ``OUTPUT_DIR/<direction>/`` at the end.
+``save_pretrained`` to ``OUTPUT_DIR/<direction>/`` at the end. ``--data_pack FILE``
+(``scripts/gpu_pack.py``) replaces ``--data_dir`` with one file decoded into device memory.
+
+``--style_conditioning``: one generator for every sketch style in the data (``styles.csv``); the
+style enters through conditional norms (``photosketch.models.StyleNorm``) and is also given to D as
+constant input planes, so D judges "a sketch of this style for this photo".
+``--num_scales_d 2 --lambda_feature_matching 10``: pix2pixHD's multi-scale discriminator and
+feature-matching loss (Wang et al. 2018, eq. 4), for crisper strokes.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from accelerate.logging import get_logger  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
 from photosketch.data import SKETCH_SOURCES, PairedDataset  # noqa: E402
-from photosketch.models import PatchDiscriminator  # noqa: E402
+from photosketch.models import MultiscaleDiscriminator, PatchDiscriminator  # noqa: E402
+from photosketch.packed import PackAugment, PackedPairs, pack_info  # noqa: E402
 
 logger = get_logger(__name__)
 
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a pix2pix photo<->sketch generator (Isola et al. 2017).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    T.add_common_args(parser)
+    T.add_common_args(parser, data_dir_required=False)
     g = parser.add_argument_group("pix2pix")
     g.add_argument("--direction", type=str, default="photo2sketch", choices=DIRECTIONS)
     g.add_argument("--sketch_source", type=str, default="real", choices=SKETCH_SOURCES,
@@ -56,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gan_weight", type=float, default=1.0, help="Weight of the GAN term; 0 = L1-only baseline without D.")
     g.add_argument("--norm_d", type=str, default="instance", choices=("instance", "batch", "none"),
                    help="Discriminator norm (real and fake pairs go through D in one batch).")
+    g.add_argument("--num_scales_d", type=int, default=1,
+                   help="PatchGANs at full, 1/2, 1/4... resolution (pix2pixHD: 2-3); 1 = the pix2pix discriminator.")
+    g.add_argument("--lambda_feature_matching", type=float, default=0.0,
+                   help="Weight of D's feature matching (pix2pixHD eq. 4: 10); needs --num_scales_d >= 1 and a GAN.")
     return parser
 
 
@@ -63,23 +75,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     T.check_common_args(parser, args)
+    if args.data_pack and args.data_dir:
+        parser.error("give either --data_dir or --data_pack, not both")
+    if args.data_pack and (args.sketch_source != "real" or args.face_crop):
+        parser.error("--data_pack holds the real sketches, already cropped: --sketch_source lines/mixed and "
+                     "--face_crop need --data_dir")
+    if args.num_scales_d < 1:
+        parser.error("--num_scales_d must be >= 1")
+    if args.lambda_feature_matching and args.gan_weight <= 0:
+        parser.error("--lambda_feature_matching needs the discriminator (--gan_weight > 0)")
     try:  # list the data now: a bad --data_dir is a one-line usage error, not a traceback mid-run
-        PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
-                      augment=False, sketch_source=args.sketch_source)
+        if args.data_pack:
+            info = pack_info(args.data_pack)
+            styles = info["styles"] if info["pairs"].get("train") else []
+            if not info["pairs"].get("train"):
+                raise ValueError("the pack has no training pairs")
+        else:
+            ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
+                               augment=False, sketch_source=args.sketch_source)
+            styles = sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs))
+        if args.style_conditioning and (not styles or "" in styles):
+            raise ValueError("--style_conditioning needs a style for every training pair (styles.csv: name,style)")
     except (FileNotFoundError, ValueError) as exc:
-        parser.error(f"--data_dir: {exc}")
+        parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: {exc}")
     args.command = T.format_command(sys.argv[1:] if argv is None else argv, "train/pix2pix.py")
     return args
 
 
-def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(inputs, targets, source): the first --num_validation_images pairs of DIR/val, else of the
-    training pairs, unaugmented (``training.validation_images``; DIR/test is never shown)."""
-    photos, sketches, source = T.validation_images(
-        args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
-        data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
-    )
-    return (photos, sketches, source) if args.direction == "photo2sketch" else (sketches, photos, source)
+def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+    """(inputs, targets, styles, source): the first --num_validation_images pairs of DIR/val (or the
+    pack's val split), else of the training pairs, unaugmented (DIR/test is never shown)."""
+    if args.data_pack:
+        split = "val" if pack_info(args.data_pack)["pairs"].get("val") else "train"
+        first = PackedPairs(args.data_pack, split, sketch_channels=args.sketch_channels, augment=None).first(args.num_validation_images)
+        photos, sketches, styles, source = first["photo"], first["sketch"], first["style"], f"{args.data_pack} ({split})"
+    else:
+        photos, sketches, source = T.validation_images(
+            args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
+            data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
+        )
+        split = T.validation_split(args.data_dir)
+        ds = PairedDataset(args.data_dir, split=split, augment=False)
+        styles = [ds.styles.get(p.stem, "") for p, _ in ds.pairs[: len(photos)]]
+    if args.direction == "photo2sketch":
+        return photos, sketches, styles, source
+    return sketches, photos, styles, source
 
 
 def main(args: argparse.Namespace) -> Path | None:
@@ -90,22 +130,36 @@ def main(args: argparse.Namespace) -> Path | None:
     # ---- data
     photo2sketch = args.direction == "photo2sketch"
     in_ch, out_ch = (PHOTO_CHANNELS, args.sketch_channels) if photo2sketch else (args.sketch_channels, PHOTO_CHANNELS)
-    train_dataset = PairedDataset(
-        args.data_dir, split="train", resolution=args.resolution, photo_channels=PHOTO_CHANNELS,
-        sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
-        face_crop=args.face_crop, seed=args.seed,
-    )
-    train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
-    val_inputs, val_targets, val_source = _validation_batch(args)
+    if args.data_pack:  # decoded once into device memory; batches are made and augmented there
+        train_dataset = PackedPairs(args.data_pack, "train", device=accelerator.device, sketch_channels=args.sketch_channels,
+                                    augment=PackAugment() if args.augment else None, seed=args.seed)
+        train_dataloader = None
+        num_batches = train_dataset.num_batches(args.train_batch_size, accelerator.num_processes) * accelerator.num_processes
+        styles = train_dataset.style_names
+    else:
+        train_dataset = PairedDataset(
+            args.data_dir, split="train", resolution=args.resolution, photo_channels=PHOTO_CHANNELS,
+            sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
+            face_crop=args.face_crop, seed=args.seed,
+        )
+        train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
+        num_batches = len(train_dataloader)
+        styles = sorted(set(train_dataset.styles.get(p.stem, "") for p, _ in train_dataset.pairs))
+    styles = styles if args.style_conditioning else []
+    val_inputs, val_targets, val_styles, val_source = _validation_batch(args)
 
     # ---- models
-    gen_kwargs = T.generator_kwargs(args, in_ch, out_ch)
-    generator = T.init_weights(T.build_generator_from_args(args, in_ch, out_ch))
+    gen_kwargs = T.generator_kwargs(args, in_ch, out_ch, styles)
+    generator = T.build_generator_from_args(args, in_ch, out_ch, styles)
     use_gan = args.gan_weight > 0
-    discriminator = (
-        T.init_weights(PatchDiscriminator(in_ch + out_ch, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d))
-        if use_gan else None
-    )
+    # D sees (condition, output) and, with styles, one constant plane per style: "this style, for this input".
+    d_in = in_ch + out_ch + len(styles)
+    discriminator = None
+    if use_gan and (args.num_scales_d > 1 or args.lambda_feature_matching):
+        discriminator = T.init_weights(MultiscaleDiscriminator(d_in, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d,
+                                                               num_scales=args.num_scales_d))
+    elif use_gan:
+        discriminator = T.init_weights(PatchDiscriminator(d_in, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d))
     nets = [generator] + ([discriminator] if use_gan else [])
     if args.channels_last:
         for net in nets:
@@ -117,7 +171,7 @@ def main(args: argparse.Namespace) -> Path | None:
     optimizer_d = torch.optim.Adam(discriminator.parameters(), **adam) if use_gan else None
 
     # ---- schedule (step counts as in the diffusers examples: per process, then x num_processes)
-    max_train_steps = T.max_train_steps_from_args(args, len(train_dataloader), accelerator.num_processes)
+    max_train_steps = T.max_train_steps_from_args(args, num_batches, accelerator.num_processes)
     scheduler_g = T.lr_scheduler_from_args(args, optimizer_g, max_train_steps, accelerator.num_processes)
     scheduler_d = T.lr_scheduler_from_args(args, optimizer_d, max_train_steps, accelerator.num_processes) if use_gan else None
 
@@ -137,7 +191,8 @@ def main(args: argparse.Namespace) -> Path | None:
     # gradient from it, and DDP never sees a forward without a matching backward.
     discriminator_raw = T.unwrap(discriminator, accelerator) if use_gan else None
 
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    batches_per_epoch = len(train_dataloader) if train_dataloader is not None else num_batches // accelerator.num_processes
+    steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
     T.init_trackers(accelerator, args, f"pix2pix-{args.direction}")
@@ -154,8 +209,13 @@ def main(args: argparse.Namespace) -> Path | None:
         main_process_only=True,
     )
 
+    generator_raw = T.unwrap(generator, accelerator)
+
+    def style_weights(names: list[str], device) -> torch.Tensor | None:
+        return generator_raw.style_weights(list(names), len(names), device) if styles else None
+
     def validate(step: int) -> None:
-        outputs = T.validation_outputs(generator, val_inputs, accelerator, ema)
+        outputs = T.validation_outputs(generator, val_inputs, accelerator, ema, style=style_weights(val_styles, "cpu"))
         grid = T.save_validation_grid(val_inputs, outputs, val_targets, output_dir / "validation" / f"step-{step}.png")
         T.log_validation_images(accelerator, "validation", grid, step)
 
@@ -163,7 +223,7 @@ def main(args: argparse.Namespace) -> Path | None:
     loop = T.TrainingLoop(
         accelerator, args, state, max_train_steps=max_train_steps, images_per_step=total_batch, lr_scheduler=scheduler_g,
         validate=validate, resume=resume, emas=[(ema, generator)] if ema is not None else [],
-        desc=f"pix2pix {args.direction}",
+        desc=f"pix2pix {args.direction}", schedulers=schedulers,
     )
     losses: dict[str, torch.Tensor] = {}
     for net in (generator, discriminator):
@@ -175,26 +235,33 @@ def main(args: argparse.Namespace) -> Path | None:
         for epoch in range(resume.first_epoch, num_epochs):
             if loop.should_stop:
                 break
-            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume):
+            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume, args.train_batch_size):
                 cond, real = (batch["photo"], batch["sketch"]) if photo2sketch else (batch["sketch"], batch["photo"])
+                w = style_weights(batch["style"], cond.device)
                 if args.channels_last:
                     cond = cond.contiguous(memory_format=torch.channels_last)
                     real = real.contiguous(memory_format=torch.channels_last)
+                # What D is conditioned on: the input, plus the style as constant planes.
+                cond_d = cond if w is None else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
                 with accelerator.accumulate(*[n for n in (generator, discriminator) if n is not None]):
                     with accelerator.autocast():
-                        fake = generator(cond)
+                        fake = generator(cond) if w is None else generator(cond, style=w)
                     if use_gan:
                         losses["loss/discriminator"] = T.conditional_d_step(
-                            accelerator, discriminator, discriminator_raw, gan_loss, cond, fake, real, optimizer_d,
+                            accelerator, discriminator, discriminator_raw, gan_loss, cond_d, fake, real, optimizer_d,
                             scheduler_d, args.max_grad_norm)
 
                     # G step: fool D on the fake pair, and stay close to the target in L1 (eq. 4).
                     loss_l1 = F.l1_loss(fake.float(), real.float())
                     loss_g = args.lambda_l1 * loss_l1
                     if use_gan:
-                        loss_gan = T.conditional_g_gan_loss(accelerator, discriminator_raw, gan_loss, cond, fake)
+                        loss_gan, loss_fm = T.conditional_g_losses(accelerator, discriminator_raw, gan_loss, cond_d, fake,
+                                                                   real if args.lambda_feature_matching else None)
                         loss_g = loss_g + args.gan_weight * loss_gan
                         losses["loss/gan_generator"] = loss_gan.detach()
+                        if loss_fm is not None:  # pix2pixHD eq. 4
+                            loss_g = loss_g + args.lambda_feature_matching * loss_fm
+                            losses["loss/feature_matching"] = loss_fm.detach()
                     accelerator.backward(loss_g)
                     T.optimizer_step(accelerator, optimizer_g, scheduler_g, generator.parameters(), args.max_grad_norm)
                     losses["loss/l1"] = loss_l1.detach()
@@ -222,16 +289,23 @@ def main(args: argparse.Namespace) -> Path | None:
 
 def _model_card_kwargs(args, class_name: str, gen_kwargs: dict, repo_id: str | None, steps: int, n_pairs: int) -> dict:
     source, target = ("photo", "sketch") if args.direction == "photo2sketch" else ("sketch", "photo")
-    loss = f"L1 x {args.lambda_l1:g}" + (f" + {args.gan_mode} GAN x {args.gan_weight:g} (conditional 70x70 PatchGAN)"
+    scales = f"{args.num_scales_d}-scale " if args.num_scales_d > 1 else ""
+    loss = f"L1 x {args.lambda_l1:g}" + (f" + {args.gan_mode} GAN x {args.gan_weight:g} (conditional {scales}70x70 PatchGAN)"
                                          if args.gan_weight > 0 else " only (no discriminator)")
+    if args.gan_weight > 0 and args.lambda_feature_matching:
+        loss += f" + feature matching x {args.lambda_feature_matching:g} (pix2pixHD eq. 4)"
     sketches = {"real": "the dataset's drawn sketches", "lines": "classical line drawings of the photos",
                 "mixed": "drawn sketches and classical line drawings (p=0.5 each)"}[args.sketch_source]
+    data_name = Path(args.data_pack or args.data_dir).resolve().name
+    styles = gen_kwargs.get("styles")
+    if styles:
+        sketches += f"; one model for the styles {', '.join(styles)} (`style=` at inference)"
     return T.model_card_kwargs(
         args,
         title=f"photosketch pix2pix {source} → {target} ({args.generator})",
         summary=f"A {source} → {target} face generator trained with pix2pix on paired data.",
         method=f"pix2pix (Isola et al. 2017), {source} -> {target}, trained with `train/pix2pix.py`:",
-        data=f"`{Path(args.data_dir).resolve().name}` ({n_pairs} training pairs), sketches: {sketches}",
+        data=f"`{data_name}` ({n_pairs} training pairs), sketches: {sketches}",
         loss=loss, steps=steps, class_name=class_name, gen_kwargs=gen_kwargs, repo_id=repo_id,
     )
 

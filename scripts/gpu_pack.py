@@ -1,0 +1,96 @@
+"""Prepare everything a GPU lease needs, on the CPU machine, so the lease itself is one command.
+
+    python scripts/gpu_pack.py --data_dir ../data-aligned/combined
+
+writes (both folders are git-ignored, inside the repo so they travel with the working tree):
+
+    .gpu/pack.safetensors   the training + validation pairs at 256 px, JPEG-packed, with their styles
+    .whl/*.whl              wheels the GPU image lacks (diffusers for EMA/schedulers), pinned as in
+                            requirements.txt, for Python 3.12 on x86-64 Linux
+
+and prints the command to run on the GPU machine and the folders to carry. ``--no-wheels`` skips
+the download (a machine that already has the packages, or no index to reach).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from photosketch.packed import write_pack  # noqa: E402
+
+logger = logging.getLogger("gpu_pack")
+
+#: What the GPU image lacks (the rest, torch/accelerate/safetensors/huggingface_hub/numpy/PIL, it has).
+WHEELS = ("diffusers", "importlib_metadata", "zipp", "lazy-importer")
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+#: The pack must leave room for the repo and the wheels in the 64 MiB that travel.
+MAX_PACK_BYTES = 40 * 1024 * 1024
+
+
+def pinned(name: str) -> str:
+    """``name==version`` from requirements.txt when it is pinned there, else ``name``."""
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        m = re.match(rf"^{re.escape(name)}==(\S+)", line.strip(), re.IGNORECASE)
+        if m:
+            return f"{name}=={m.group(1)}"
+    return name
+
+
+def download_wheels(dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+           "--implementation", "py", "-d", str(dest), "-q"]
+    for p in PLATFORMS:
+        cmd += ["--platform", p]
+    subprocess.run(cmd + [pinned(n) for n in WHEELS], check=True)
+    return sorted(dest.glob("*.whl"))
+
+
+def gpu_command(pack: str, wheels: bool, out: str = "$OUT") -> str:
+    install = ("python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl "
+               "&& export PYTHONPATH=/tmp/site && ") if wheels else ""
+    return f"{install}PYTHONUNBUFFERED=1 python3 scripts/gpu_recipe.py --data_pack {pack} --output_dir {out}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", type=Path, required=True, help="a trainers' layout: DIR/{train,val}/{photos,sketches} (+ styles.csv)")
+    p.add_argument("--output", type=Path, default=REPO / ".gpu" / "pack.safetensors")
+    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality of the packed images")
+    p.add_argument("--wheels", action=argparse.BooleanOptionalAction, default=True, help="download the wheels into .whl/")
+    p.add_argument("--wheel_dir", type=Path, default=REPO / ".whl")
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.data_dir.is_dir():
+        logger.error("--data_dir %s: no such folder", args.data_dir)
+        return 2
+    summary = write_pack(args.output, args.data_dir, resolution=args.resolution, quality=args.quality)
+    mib = summary["bytes"] / 2**20
+    logger.info("packed %s pairs, styles %s: %s (%.1f MiB)", summary["pairs"], summary["styles"] or "none", args.output, mib)
+    if summary["bytes"] > MAX_PACK_BYTES:
+        logger.warning("the pack is over 40 MiB: lower --quality or --resolution so the lease's 64 MiB hold it")
+    carry = [str(args.output.parent.relative_to(REPO)) if args.output.is_relative_to(REPO) else str(args.output.parent)]
+    if args.wheels:
+        wheels = download_wheels(args.wheel_dir)
+        logger.info("wheels in %s: %s", args.wheel_dir, ", ".join(w.name for w in wheels))
+        carry.append(str(args.wheel_dir.relative_to(REPO)) if args.wheel_dir.is_relative_to(REPO) else str(args.wheel_dir))
+    pack = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
+    print("GPU command (run in the repository root there):")
+    print("  " + gpu_command(str(pack), args.wheels))
+    print("carry: " + " ".join(carry))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

@@ -1,0 +1,173 @@
+"""Train both published teachers on one GPU, back to back, each under a wall-clock budget.
+
+    python scripts/gpu_pack.py --data_dir ../data-aligned/combined      # on any machine, once
+    python scripts/gpu_recipe.py --data_pack .gpu/pack.safetensors --output_dir gpu-out
+
+1. photo→sketch: ``train/pix2pix.py`` with one style-conditioned ResNet generator for every sketch
+   style in the pack (``--style_conditioning``), pix2pixHD's two-scale discriminator and feature
+   matching (``--num_scales_d 2 --lambda_feature_matching 10``) next to L1, EMA weights.
+2. sketch→photo: the same trainer and losses, the other direction, unconditioned.
+
+Both read the pack into GPU memory once and augment there (``photosketch.packed``), in bf16
+autocast with channels_last and TF32, under ``--max_train_minutes`` each (the LR schedule is fitted
+to the steps that fit). ``OUTPUT_DIR`` then holds at most eight files, the most a GPU lease here
+returns:
+
+    photo2sketch/config.json, photo2sketch/model.safetensors (fp16)
+    sketch2photo/config.json, sketch2photo/model.safetensors (fp16)
+    photo2sketch-validation.png, sketch2photo-validation.png   last validation grids (val split)
+    train_log.jsonl                                             both runs' logs, one record per line
+    summary.json                                                steps, images/s, minutes, commands
+
+``--launcher "accelerate launch --multi_gpu --num_processes 8"`` runs each trainer on several GPUs
+(``--train_batch_size`` is per GPU). ``--tiny`` is the CPU dry run of the same path that CI runs:
+tiny networks, fp32, a budget of seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from photosketch.packed import pack_info  # noqa: E402
+
+logger = logging.getLogger("gpu_recipe")
+
+#: The flags both teachers share (the published configuration; see README "Train on your own GPU").
+COMMON = [
+    "--generator", "resnet", "--ngf", "32", "--n_blocks", "9",
+    "--ndf", "64", "--num_scales_d", "2", "--lambda_feature_matching", "10", "--lambda_l1", "50",
+    "--gan_mode", "lsgan", "--train_batch_size", "16", "--learning_rate", "2e-4",
+    "--use_ema", "--ema_decay", "0.999",
+    "--mixed_precision", "bf16", "--channels_last",
+    "--checkpointing_steps", "0", "--validation_steps", "1000", "--num_validation_images", "6",
+    "--logging_steps", "50", "--report_to", "none",
+]
+RUNS = {
+    "photo2sketch": ["--direction", "photo2sketch", "--style_conditioning"],
+    "sketch2photo": ["--direction", "sketch2photo"],
+}
+#: CPU dry run: the same trainers and files, networks small enough to take a few steps in seconds.
+TINY = ["--ngf", "8", "--n_blocks", "2", "--ndf", "8", "--train_batch_size", "2", "--mixed_precision", "no",
+        "--no-channels_last", "--no-use_ema", "--logging_steps", "1", "--num_validation_images", "2"]
+
+
+def ema_available() -> bool:
+    """``--use_ema`` needs diffusers' EMAModel; a machine without it trains without EMA rather than failing."""
+    try:
+        from diffusers.training_utils import EMAModel  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import problem means: no EMA here
+        logger.warning("diffusers' EMAModel does not import (%s: %s): training without --use_ema", type(exc).__name__, exc)
+        return False
+    return True
+
+
+def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resolution: int, tiny: bool = False,
+             ema: bool = True) -> list[str]:
+    """The trainer's command-line arguments for run ``name`` (later flags win in argparse)."""
+    args = ["--data_pack", data_pack, "--output_dir", str(work_dir / name), "--resolution", str(resolution),
+            "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
+    if not ema:
+        args.append("--no-use_ema")
+    return args + TINY if tiny else args
+
+
+def fp16_copy(src: Path, dst: Path) -> None:
+    """An exported model folder's config.json and its weights in fp16 (half the size; the shipped
+    models are fp16, checked against fp32 by the ship script)."""
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "config.json", dst / "config.json")
+    state = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(src / "model.safetensors")).items()}
+    save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_pack", type=str, required=True, help="the file scripts/gpu_pack.py wrote")
+    p.add_argument("--output_dir", type=Path, required=True, help="where the (at most 8) result files go")
+    p.add_argument("--work_dir", type=Path, default=None, help="the trainers' own output folders (default: OUTPUT_DIR/../gpu-work)")
+    p.add_argument("--minutes", type=float, nargs=2, default=(4.3, 3.0), metavar=("PHOTO2SKETCH", "SKETCH2PHOTO"),
+                   help="wall-clock training budget of each run (--max_train_minutes)")
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--launcher", type=str, default=f"{shlex.quote(sys.executable)}",
+                   help='how to start a trainer, e.g. "accelerate launch --multi_gpu --num_processes 8"')
+    p.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=False, help="CPU dry run (CI)")
+    args = p.parse_args(argv)
+    try:
+        args.info = pack_info(args.data_pack)
+    except (FileNotFoundError, ValueError) as exc:
+        p.error(f"--data_pack: {exc}")
+    return args
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s gpu_recipe: %(message)s", datefmt="%H:%M:%S")
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    work = args.work_dir or out.resolve().parent / f"{out.name}-work"
+    minutes = dict(zip(RUNS, args.minutes))
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover - the trainers need torch anyway
+        device, torch_version = "unknown", "unknown"
+    summary = {"device": device, "torch": torch_version, "pack": args.info, "runs": {}}
+    log_lines: list[str] = []
+    status = 0
+    ema = ema_available()
+    for name in args.runs:
+        targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema)
+        cmd = [*shlex.split(args.launcher), str(REPO / "train" / "pix2pix.py"), *targs]
+        logger.info("%s: %s", name, " ".join(shlex.quote(c) for c in cmd))
+        t0 = time.monotonic()
+        rc = subprocess.run(cmd, cwd=REPO).returncode
+        wall = time.monotonic() - t0
+        records = read_log(work / name / "logs.jsonl")
+        rates = [r["perf/images_per_s"] for r in records[1:] if "perf/images_per_s" in r]  # the first includes start-up
+        result = {"returncode": rc, "wall_minutes": round(wall / 60, 2), "steps": records[-1]["step"] if records else 0,
+                  "images_per_s_median": round(statistics.median(rates), 1) if rates else None,
+                  "last_losses": {k: v for k, v in (records[-1] if records else {}).items() if k.startswith("loss/")},
+                  "command": "python train/pix2pix.py " + " ".join(shlex.quote(a) for a in targs)}
+        summary["runs"][name] = result
+        log_lines += [json.dumps({"run": name, **r}) for r in records]
+        exported = work / name / name
+        if rc == 0 and (exported / "model.safetensors").is_file():
+            fp16_copy(exported, out / name)
+            grids = sorted((work / name / "validation").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+            if grids:
+                shutil.copy(grids[-1], out / f"{name}-validation.png")
+        else:
+            status = 1
+        logger.info("%s: rc %d, %s steps in %.1f min, median %s images/s", name, rc, result["steps"], wall / 60,
+                    result["images_per_s_median"])
+    (out / "train_log.jsonl").write_text("\n".join(log_lines) + ("\n" if log_lines else ""))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    logger.info("wrote %d files to %s: %s", len(files), out, ", ".join(map(str, files)))
+    print(json.dumps({n: {k: r[k] for k in ("returncode", "steps", "images_per_s_median", "wall_minutes")}
+                      for n, r in summary["runs"].items()}))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

@@ -1,0 +1,63 @@
+"""scripts/gpu_pack.py + scripts/gpu_recipe.py: the GPU lease's whole path, dry-run on the CPU."""
+
+import json
+
+import torch
+
+from conftest import load_script, make_paired_split
+from photosketch.models import load_generator
+
+gpu_pack = load_script("scripts/gpu_pack.py")
+gpu_recipe = load_script("scripts/gpu_recipe.py")
+
+
+def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
+    data = tmp_path / "data"
+    for split, n in (("train", 6), ("val", 2)):
+        make_paired_split(data / split, n, size=(40, 40))
+        rows = [f"{i},{('fs2k-1', 'fs2k-2', 'cufs')[i % 3]}" for i in range(n)]
+        (data / split / "styles.csv").write_text("name,style\n" + "\n".join(rows) + "\n")
+    pack = tmp_path / ".gpu" / "pack.safetensors"
+    assert gpu_pack.main(gpu_pack.parse_args(["--data_dir", str(data), "--output", str(pack), "--resolution", "64",
+                                             "--no-wheels"])) == 0
+    printed = capsys.readouterr().out
+    assert "scripts/gpu_recipe.py --data_pack" in printed and "carry:" in printed
+
+    out = tmp_path / "out"
+    # The same trainers and files as on the GPU, tiny networks, a budget of seconds per run.
+    args = gpu_recipe.parse_args(["--data_pack", str(pack), "--output_dir", str(out), "--minutes", "0.1", "0.1", "--tiny"])
+    assert gpu_recipe.main(args) == 0
+
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8  # what a lease brings back
+    assert {"photo2sketch/model.safetensors", "sketch2photo/config.json", "summary.json", "train_log.jsonl",
+            "photo2sketch-validation.png", "sketch2photo-validation.png"} <= set(files)
+    to_sketch = load_generator(out / "photo2sketch")
+    assert to_sketch.styles == ("cufs", "fs2k-1", "fs2k-2")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert to_sketch(x, style="cufs").shape == (1, 1, 64, 64)
+    assert load_generator(out / "sketch2photo")(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    from safetensors.torch import load_file
+
+    assert all(v.dtype == torch.float16 for v in load_file(str(out / "photo2sketch" / "model.safetensors")).values())
+
+    summary = json.loads((out / "summary.json").read_text())
+    for run in ("photo2sketch", "sketch2photo"):
+        assert summary["runs"][run]["returncode"] == 0 and summary["runs"][run]["steps"] >= 1
+        assert "--max_train_minutes 0.1" in summary["runs"][run]["command"]
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert {r["run"] for r in logged} == {"photo2sketch", "sketch2photo"}
+    assert any("perf/images_per_s" in r for r in logged)
+
+
+def test_recipe_refuses_a_missing_pack(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        gpu_recipe.parse_args(["--data_pack", str(tmp_path / "none.safetensors"), "--output_dir", str(tmp_path)])
+    assert "--data_pack" in capsys.readouterr().err
+
+
+def test_gpu_command_fits_the_device_tool():
+    cmd = gpu_pack.gpu_command(".gpu/pack.safetensors", wheels=True)
+    assert len(cmd) < 2000 and cmd.count("&&") == 2
