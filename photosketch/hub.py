@@ -43,9 +43,18 @@ logger = logging.getLogger(__name__)
 Direction = Literal["photo2sketch", "sketch2photo"]
 DIRECTIONS: tuple[str, ...] = ("photo2sketch", "sketch2photo")
 
+
+def _shipped_weights_dir() -> Path:
+    """``weights/`` next to the package in a checkout (or an editable install), else the copy a
+    plain ``pip install .`` puts inside the package (``photosketch/weights/``, package data)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "weights"
+    return checkout if checkout.is_dir() and (here.parent / "pyproject.toml").is_file() else here / "weights"
+
+
 #: Shipped models, one folder per registry name, in exact Hub layout (``$PHOTOSKETCH_WEIGHTS_DIR``
 #: overrides it, e.g. for a deployment that keeps the weights elsewhere).
-WEIGHTS_DIR = Path(os.environ.get("PHOTOSKETCH_WEIGHTS_DIR") or Path(__file__).resolve().parent.parent / "weights")
+WEIGHTS_DIR = Path(os.environ.get("PHOTOSKETCH_WEIGHTS_DIR") or _shipped_weights_dir())
 
 #: Seconds to wait for the Hub before treating it as unreachable (huggingface_hub's own downloads
 #: retry a failing connection five times with back-off, ~25 s, which is too long for a fallback).
@@ -262,7 +271,12 @@ def default_model(direction: str = "photo2sketch", *, fast: bool = False, weight
     if _check_direction(direction) == "sketch2photo":
         return "sketch2photo"
     candidates = (["photo2sketch-fast"] if fast else []) + ["photo2sketch"]
-    return next((n for n in candidates if is_available(n, weights_dir=weights_dir, **hub_kwargs)), "xdog")
+    found = next((n for n in candidates if is_available(n, weights_dir=weights_dir, **hub_kwargs)), "xdog")
+    if found != candidates[0]:
+        spec = MODELS[candidates[0]]
+        logger.warning("the learned %s model is not installed (not in the Hugging Face cache as %s, nor in %s); "
+                       "using %s instead", spec.name, spec.repo_id, _weights_dir(weights_dir) / spec.name, found)
+    return found
 
 
 def resolve_direction(name_or_path: str | os.PathLike, model: nn.Module | None = None) -> str | None:
