@@ -31,6 +31,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "Direction",
     "ModelNotAvailableError",
+    "UnknownModelError",
     "ModelSpec",
     "available_models",
     "default_model",
@@ -101,6 +102,15 @@ MODELS: dict[str, ModelSpec] = {
 
 class ModelNotAvailableError(LookupError):
     """A known model whose weights are neither in a folder, the HF cache, the Hub nor ``weights/``."""
+
+
+class UnknownModelError(ModelNotAvailableError, KeyError):
+    """A name that is no registry entry, folder or Hub repo id: a :class:`ModelNotAvailableError` (the
+    documented error for any model that cannot be loaded) and a ``KeyError`` (an unknown registry
+    key), with its message unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _check_direction(direction: str) -> str:
@@ -208,7 +218,8 @@ def load_model(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLik
         **hub_kwargs: ``revision``, ``cache_dir``, ``token``, ``local_files_only``, ``force_download``.
 
     Raises:
-        KeyError: unknown name that is neither a path nor a repo id (lists the valid names).
+        UnknownModelError: unknown name that is neither a path nor a repo id (lists the valid names);
+            both a ``ModelNotAvailableError`` and a ``KeyError``.
         ModelNotAvailableError: a known model whose weights are nowhere to be found.
     """
     name = os.fspath(name_or_path)
@@ -225,7 +236,7 @@ def load_model(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLik
             if model is None:
                 raise _not_available(name, None, wdir)
             return model.eval()
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}: not a folder, a Hub repo id or a registry name; "
             f"choose one of: {', '.join(sorted(MODELS))}"
         )

@@ -831,6 +831,22 @@ class JsonlLogger:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
+    def drop_after(self, step: int) -> None:
+        """Remove the records of steps after ``step`` (and a line cut short by a kill): a run resumed
+        from ``step`` trains and logs those steps again, so each step keeps one record."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if int(json.loads(line)["step"]) <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+
 
 # ---------------------------------------------------------------------------------------------
 # Export and the Hub
@@ -1087,6 +1103,8 @@ class TrainingLoop:
         self.progress_skip = set(progress_skip)  # loss keys too long or redundant for the progress bar
         self.output_dir = Path(args.output_dir)
         self.jsonl = JsonlLogger(self.output_dir / "logs.jsonl", enabled=accelerator.is_main_process)
+        if resume.checkpoint is not None:
+            self.jsonl.drop_after(state.global_step)  # the steps after the checkpoint are logged again
         self.progress = tqdm(range(max_train_steps), initial=state.global_step, desc=desc,
                              disable=not accelerator.is_local_main_process)
         self.throughput = Throughput()

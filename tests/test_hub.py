@@ -62,6 +62,10 @@ def test_local_dir_follows_weights_dir(weights):
 def test_unknown_name_lists_valid_names(weights):
     with pytest.raises(KeyError, match="lines, pencil, photo2sketch, photo2sketch-fast, sketch2photo, xdog"):
         load_model("no-such-model")
+    # The documented error for any model that cannot be loaded, with a readable (unquoted) message.
+    with pytest.raises(ModelNotAvailableError) as exc:
+        load_model("no-such-model")
+    assert str(exc.value).startswith("unknown model 'no-such-model': ")
 
 
 @pytest.mark.parametrize("name, cls", [("xdog", XDoG), ("pencil", PencilSketch), ("lines", LineDrawing)])

@@ -374,3 +374,17 @@ def test_training_loop_sigterm_checkpoints_and_exits_143(accelerator, tmp_path):
     assert exc.value.code == 143
     assert [p.name for p in T.list_checkpoints(args.output_dir)] == ["checkpoint-2"]
     assert T.checkpoint_problem(tmp_path / "run" / "checkpoint-2") is None
+
+
+def test_resumed_loop_logs_each_step_once(accelerator, tmp_path):
+    # Checkpoint at 2, logged up to 4, killed mid-line; resuming from 2 must not repeat steps 3 and 4.
+    args = _loop_args(tmp_path, logging_steps=1, checkpointing_steps=0, validation_steps=0)
+    logs = tmp_path / "run" / "logs.jsonl"
+    logs.parent.mkdir(parents=True)
+    logs.write_text("".join(json.dumps({"step": s, "loss/a": 1.0}) + "\n" for s in range(1, 5)) + '{"step": 5, "lo')
+    state = T.TrainState(global_step=2)
+    loop = _training_loop(accelerator, args, state, [], resume=T.ResumePoint(tmp_path / "run" / "checkpoint-2", 0, 0))
+    with loop:
+        while not loop.end_of_step(0, {"loss/a": torch.tensor(0.5)}):
+            pass
+    assert [json.loads(line)["step"] for line in logs.read_text().splitlines()] == [1, 2, 3, 4, 5]
