@@ -1,6 +1,6 @@
 """The photosketch Gradio Space: face photo -> pencil sketch, and sketch -> face photo.
 
-    python app.py                      # serves on 0.0.0.0:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
+    python app.py                      # serves on 127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
 
 Everything model-related comes from the library: names from ``photosketch.hub`` (Hub repo id ->
 Hugging Face cache -> folder shipped in ``weights/``, so the Space works offline) and inference from
@@ -533,7 +533,8 @@ if __name__ == "__main__":
     if "MALLOC_ARENA_MAX" not in os.environ:
         limit_malloc_arenas()
     build_demo().launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        # This machine only, unless asked: Spaces (and Docker users) set GRADIO_SERVER_NAME=0.0.0.0.
+        server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         **launch_kwargs(),
     )

@@ -31,6 +31,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "Direction",
     "ModelNotAvailableError",
+    "UnknownModelError",
     "ModelSpec",
     "available_models",
     "default_model",
@@ -43,9 +44,18 @@ logger = logging.getLogger(__name__)
 Direction = Literal["photo2sketch", "sketch2photo"]
 DIRECTIONS: tuple[str, ...] = ("photo2sketch", "sketch2photo")
 
+
+def _shipped_weights_dir() -> Path:
+    """``weights/`` next to the package in a checkout (or an editable install), else the copy a
+    plain ``pip install .`` puts inside the package (``photosketch/weights/``, package data)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "weights"
+    return checkout if checkout.is_dir() and (here.parent / "pyproject.toml").is_file() else here / "weights"
+
+
 #: Shipped models, one folder per registry name, in exact Hub layout (``$PHOTOSKETCH_WEIGHTS_DIR``
 #: overrides it, e.g. for a deployment that keeps the weights elsewhere).
-WEIGHTS_DIR = Path(os.environ.get("PHOTOSKETCH_WEIGHTS_DIR") or Path(__file__).resolve().parent.parent / "weights")
+WEIGHTS_DIR = Path(os.environ.get("PHOTOSKETCH_WEIGHTS_DIR") or _shipped_weights_dir())
 
 #: Seconds to wait for the Hub before treating it as unreachable (huggingface_hub's own downloads
 #: retry a failing connection five times with back-off, ~25 s, which is too long for a fallback).
@@ -92,6 +102,15 @@ MODELS: dict[str, ModelSpec] = {
 
 class ModelNotAvailableError(LookupError):
     """A known model whose weights are neither in a folder, the HF cache, the Hub nor ``weights/``."""
+
+
+class UnknownModelError(ModelNotAvailableError, KeyError):
+    """A name that is no registry entry, folder or Hub repo id: a :class:`ModelNotAvailableError` (the
+    documented error for any model that cannot be loaded) and a ``KeyError`` (an unknown registry
+    key), with its message unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _check_direction(direction: str) -> str:
@@ -199,7 +218,8 @@ def load_model(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLik
         **hub_kwargs: ``revision``, ``cache_dir``, ``token``, ``local_files_only``, ``force_download``.
 
     Raises:
-        KeyError: unknown name that is neither a path nor a repo id (lists the valid names).
+        UnknownModelError: unknown name that is neither a path nor a repo id (lists the valid names);
+            both a ``ModelNotAvailableError`` and a ``KeyError``.
         ModelNotAvailableError: a known model whose weights are nowhere to be found.
     """
     name = os.fspath(name_or_path)
@@ -216,7 +236,7 @@ def load_model(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLik
             if model is None:
                 raise _not_available(name, None, wdir)
             return model.eval()
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}: not a folder, a Hub repo id or a registry name; "
             f"choose one of: {', '.join(sorted(MODELS))}"
         )
@@ -262,7 +282,12 @@ def default_model(direction: str = "photo2sketch", *, fast: bool = False, weight
     if _check_direction(direction) == "sketch2photo":
         return "sketch2photo"
     candidates = (["photo2sketch-fast"] if fast else []) + ["photo2sketch"]
-    return next((n for n in candidates if is_available(n, weights_dir=weights_dir, **hub_kwargs)), "xdog")
+    found = next((n for n in candidates if is_available(n, weights_dir=weights_dir, **hub_kwargs)), "xdog")
+    if found != candidates[0]:
+        spec = MODELS[candidates[0]]
+        logger.warning("the learned %s model is not installed (not in the Hugging Face cache as %s, nor in %s); "
+                       "using %s instead", spec.name, spec.repo_id, _weights_dir(weights_dir) / spec.name, found)
+    return found
 
 
 def resolve_direction(name_or_path: str | os.PathLike, model: nn.Module | None = None) -> str | None:

@@ -68,8 +68,14 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     elif arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
-        # Floats are taken as [0, 1]; values outside are clipped rather than wrapped.
-        arr = (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        # Floats are taken as [0, 1], or as [0, 255] when they go above 2 (e.g. uint8 pixels cast to
+        # float: scaling those as [0, 1] would give a blank white image); values outside are clipped.
+        arr = np.nan_to_num(arr.astype(np.float64))
+        hi = float(arr.max())
+        if hi > 255.5:
+            raise ImageLoadError(f"float image values go up to {hi:g}; expected [0, 1] or [0, 255]")
+        scale = 1.0 if hi > 2.0 else 255.0
+        arr = (np.clip(arr * scale, 0.0, 255.0)).round().astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.integer):
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     else:

@@ -50,6 +50,7 @@ __all__ = [
     "epoch_batches",
     "export_generator",
     "find_latest_checkpoint",
+    "UnsafeCheckpointError",
     "get_lr_scheduler",
     "init_accelerator",
     "init_trackers",
@@ -714,13 +715,82 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file that only loads with full unpickling (it could run code), or an incomplete
+    checkpoint: resuming from it is refused."""
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def mark_checkpoint_complete(path: str | os.PathLike, step: int) -> Path:
+    """fsync every file in the checkpoint folder ``path``, then write (and fsync) the marker that
+    lists them with their sizes. Only a folder with a matching marker is resumed from."""
+    path = Path(path)
+    files = {}
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.name != CHECKPOINT_MARKER:
+            _fsync_path(f)
+            files[f.relative_to(path).as_posix()] = f.stat().st_size
+    marker = path / CHECKPOINT_MARKER
+    with marker.open("w", encoding="utf-8") as fh:
+        json.dump({"step": int(step), "files": files}, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_path(path)
+    return marker
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a complete checkpoint (``None`` when it is): no marker (its save never
+    finished), or a file the marker lists is missing or has another size (truncated)."""
+    path = Path(path)
+    try:
+        files = json.loads((path / CHECKPOINT_MARKER).read_text(encoding="utf-8"))["files"]
+    except FileNotFoundError:
+        return f"no {CHECKPOINT_MARKER} (its save did not finish)"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"unreadable {CHECKPOINT_MARKER} ({e})"
+    for name, size in files.items():
+        f = path / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size} bytes, {size} were saved (truncated or changed)"
+    return None
+
+
 def find_latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    found = list_checkpoints(output_dir)
-    return found[-1] if found else None
+    """The newest *complete* checkpoint in ``output_dir`` (None if there is none). Newer folders
+    that are incomplete (a save cut short, a truncated file) are skipped with a warning naming them."""
+    skipped = []
+    for path in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            break
+        skipped.append(f"{path.name} ({problem})")
+    else:
+        path = None
+    if skipped:
+        logger.warning("skipping incomplete checkpoint%s %s; %s", "s" if len(skipped) > 1 else "", ", ".join(skipped),
+                       f"using {path}" if path is not None else "no complete checkpoint left")
+    return path
 
 
 def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume: str | None) -> Path | None:
-    """``"latest"`` -> newest checkpoint in ``output_dir`` (None if there is none); a path -> itself."""
+    """``"latest"`` -> newest complete checkpoint in ``output_dir`` (None if there is none); a path
+    -> itself, if it is a complete checkpoint (else :class:`UnsafeCheckpointError`)."""
     if not resume:
         return None
     if resume == "latest":
@@ -728,29 +798,87 @@ def resolve_resume_checkpoint(output_dir: str | os.PathLike, resume: str | None)
     path = Path(resume)
     if not path.is_dir():
         raise FileNotFoundError(f"{resume}: no such checkpoint folder")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise UnsafeCheckpointError(f"{resume}: not a complete checkpoint: {problem}; "
+                                    "resume from an earlier one, or with --resume_from_checkpoint latest")
     return path
 
 
+def check_checkpoint_files(path: str | os.PathLike) -> None:
+    """Load every pickle-format file of the checkpoint ``path`` with ``weights_only=True``: tensors,
+    numbers, strings and plain containers only, so loading it cannot run code. Raises
+    :class:`UnsafeCheckpointError` naming the first file that holds anything else."""
+    import pickle
+
+    from accelerate.utils import load as accelerate_load  # torch.load plus numpy arrays (RNG states) as safe types
+
+    for f in sorted(Path(path).rglob("*")):
+        if not f.is_file() or f.name == CHECKPOINT_MARKER or f.suffix == ".safetensors":
+            continue
+        try:
+            accelerate_load(f, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UnsafeCheckpointError(
+                f"{f}: refusing to resume: this file holds Python objects other than tensors and plain "
+                f"containers, and loading it could run code ({first_line}). Resume only from checkpoints "
+                "these trainers wrote.") from None
+        except Exception as e:  # not a torch file at all, or truncated
+            raise UnsafeCheckpointError(f"{f}: unreadable checkpoint file ({type(e).__name__}: {e})") from None
+
+
 def enforce_checkpoint_limit(output_dir: str | os.PathLike, total_limit: int | None) -> list[Path]:
-    """Before saving a new checkpoint, delete the oldest so at most ``total_limit`` remain after it."""
+    """After a checkpoint is complete, delete the oldest complete ones so at most ``total_limit``
+    remain, and incomplete ones older than the newest complete one (never resumed from). Each is
+    renamed out of the way first, so a folder being deleted is never taken for a checkpoint."""
     if not total_limit:
         return []
     found = list_checkpoints(output_dir)
-    excess = len(found) - (total_limit - 1)
-    removed = found[:max(0, excess)]
-    for path in removed:
+    complete = [p for p in found if checkpoint_problem(p) is None]
+    removed = complete[:max(0, len(complete) - total_limit)]
+    if complete:
+        newest = checkpoint_step(complete[-1])
+        removed += [p for p in found if p not in complete and checkpoint_step(p) < newest]
+    for path in sorted(removed, key=checkpoint_step):
         logger.info("removing old checkpoint %s (--checkpoints_total_limit %d)", path, total_limit)
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
+        doomed = path.with_name(f".{path.name}.tmp-delete")
+        shutil.rmtree(doomed, ignore_errors=True)
+        path.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    return sorted(removed, key=checkpoint_step)
 
 
 def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, total_limit: int | None) -> Path:
-    """``accelerator.save_state`` into ``output_dir/checkpoint-{step}`` after pruning old ones."""
-    path = Path(output_dir) / f"checkpoint-{step}"
+    """``accelerator.save_state`` into ``output_dir/checkpoint-{step}``, crash-safe.
+
+    The state goes to a hidden sibling folder first; once every process has written its files, the
+    main process fsyncs them, writes the completion marker and renames the folder into place
+    (atomic), and only then deletes checkpoints beyond ``total_limit``. A run killed at any moment
+    leaves its earlier checkpoints intact and never a partial ``checkpoint-{step}``.
+    """
+    output_dir = Path(output_dir)
+    path = output_dir / f"checkpoint-{step}"
+    tmp = output_dir / f".checkpoint-{step}.tmp"
     if accelerator.is_main_process:
+        for stale in output_dir.glob(".checkpoint-*.tmp*"):  # left by a run killed mid-save
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process's files (e.g. its RNG state) are in tmp
+    if accelerator.is_main_process:
+        mark_checkpoint_complete(tmp, step)
+        if path.exists():  # the same step saved again (a new run in an old --output_dir)
+            old = output_dir / f".checkpoint-{step}.tmp-old"
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+        _fsync_path(output_dir)
         enforce_checkpoint_limit(output_dir, total_limit)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(path))
     logger.info("saved checkpoint %s", path)
     return path
 
@@ -825,6 +953,22 @@ class JsonlLogger:
             record[k] = float(v) if isinstance(v, (np.floating, np.integer)) else v
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+    def drop_after(self, step: int) -> None:
+        """Remove the records of steps after ``step`` (and a line cut short by a kill): a run resumed
+        from ``step`` trains and logs those steps again, so each step keeps one record."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if int(json.loads(line)["step"]) <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1008,7 +1152,20 @@ def resume_from_checkpoint(accelerator, args: argparse.Namespace, state: TrainSt
     if checkpoint is None:
         return ResumePoint(None, 0, 0)
     _log_main(logging.INFO, "resuming from %s", checkpoint)
-    accelerator.load_state(str(checkpoint))
+    check_checkpoint_files(checkpoint)
+    # accelerate loads registered objects (image pools, EMA, the step) with weights_only=False; the
+    # files were just checked, and this makes every torch.load inside load_state weights-only too.
+    names = ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    previous = {k: os.environ.pop(k, None) for k in names}
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        accelerator.load_state(str(checkpoint))
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     for s in schedulers:  # this run's --max_train_steps decides the LR from here on
         sync_scheduler_lr(s)
     return ResumePoint(checkpoint, state.global_step // steps_per_epoch,
@@ -1036,9 +1193,10 @@ def epoch_batches(accelerator, dataloader, dataset, epoch: int, resume: ResumePo
 class TrainingLoop:
     """What a trainer does around its optimizer steps, the same for every model:
 
-    - ``with loop:`` installs a SIGINT handler, so the first Ctrl-C finishes the current step,
-      saves a checkpoint and stops (a second one aborts at once); on the way out it restores the
-      previous handler and closes the progress bar, and turns a ``KeyboardInterrupt`` into
+    - ``with loop:`` installs SIGINT and SIGTERM handlers, so the first Ctrl-C or SIGTERM
+      (``docker stop``, Kubernetes, ``timeout``, Spaces) finishes the current step, saves a
+      checkpoint and stops (a second one aborts at once); on the way out it restores the previous
+      handlers and closes the progress bar, and turns a ``KeyboardInterrupt`` into
       ``loop.interrupted``.
     - :meth:`end_of_step` after each optimizer step (``accelerator.sync_gradients``): counts the
       step, steps the EMAs, logs every ``--logging_steps`` to the trackers and ``logs.jsonl``,
@@ -1076,14 +1234,17 @@ class TrainingLoop:
         self.progress_skip = set(progress_skip)  # loss keys too long or redundant for the progress bar
         self.output_dir = Path(args.output_dir)
         self.jsonl = JsonlLogger(self.output_dir / "logs.jsonl", enabled=accelerator.is_main_process)
+        if resume.checkpoint is not None:
+            self.jsonl.drop_after(state.global_step)  # the steps after the checkpoint are logged again
         self.progress = tqdm(range(max_train_steps), initial=state.global_step, desc=desc,
                              disable=not accelerator.is_local_main_process)
         self.throughput = Throughput()
         # A resumed run's current step is already saved: no second checkpoint of it at the end.
         self.last_saved = state.global_step if resume.checkpoint is not None else -1
-        self.stop_requested = False  # set by the first Ctrl-C
+        self.stop_requested = False  # set by the first Ctrl-C or SIGTERM
         self.interrupted = False
-        self._previous_handler = None
+        self.stop_signal = signal.SIGINT  # which one; the exit status is 128 + its number
+        self._previous_handlers: dict[int, Any] = {}
         # --max_train_minutes: the budget, every schedule to fit to it, and when the clock started.
         self.budget_s = args.max_train_minutes * 60 if getattr(args, "max_train_minutes", None) else None
         self.schedulers = list(schedulers) or [lr_scheduler]
@@ -1131,22 +1292,29 @@ class TrainingLoop:
                 _log_main(logging.INFO, "%.2f s per step: %d steps fit in --max_train_minutes %g; LR schedule fitted to them",
                           per_step, fit, self.args.max_train_minutes)
 
-    # ---- Ctrl-C
+    # ---- Ctrl-C and SIGTERM
 
     def _on_sigint(self, signum, frame) -> None:
+        """The first SIGINT or SIGTERM: stop after this step; the same signal again acts at once."""
         self.stop_requested = True
-        signal.signal(signal.SIGINT, self._previous_handler or signal.default_int_handler)
-        _log_main(logging.WARNING, "interrupt: saving a checkpoint after this step (Ctrl-C again to abort)")
+        self.stop_signal = signal.Signals(signum)
+        default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, self._previous_handlers.get(signum) or default)
+        _log_main(logging.WARNING, "%s: saving a checkpoint after this step (%s again to abort)",
+                  "interrupt" if signum == signal.SIGINT else self.stop_signal.name,
+                  "Ctrl-C" if signum == signal.SIGINT else self.stop_signal.name)
 
     def __enter__(self) -> "TrainingLoop":
         # Signal handlers can only be installed from the main thread (not, e.g., in a test runner's worker).
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._on_sigint)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
+        for signum, handler in self._previous_handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
         self.progress.close()
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             self.interrupted = True  # a second Ctrl-C, or one outside the step loop
@@ -1199,16 +1367,18 @@ class TrainingLoop:
     # ---- after the loop
 
     def exit_if_interrupted(self) -> None:
-        """After a Ctrl-C: save a checkpoint of the last finished step (unless it was just saved),
-        say how to resume, end the trackers and exit with 130 (what a shell reports for SIGINT)."""
+        """After a Ctrl-C or SIGTERM: save a checkpoint of the last finished step (unless it was just
+        saved), say how to resume, end the trackers and exit with 128 + the signal number (what a
+        shell reports for it: 130 for SIGINT, 143 for SIGTERM)."""
         if not self.interrupted:
             return
         step = self.global_step
-        if step > 0 and self.last_saved != step:
-            path = self.save(step)
+        if step > 0:
+            path = self.save(step) if self.last_saved != step else self.output_dir / f"checkpoint-{step}"
+            path = path if path.is_dir() else "latest"  # a resumed run stopped before its first step
             _log_main(logging.WARNING, "interrupted at step %d; resume with --resume_from_checkpoint %s", step, path)
         self.accelerator.end_training()
-        raise SystemExit(130)
+        raise SystemExit(128 + int(self.stop_signal))
 
     def finish(self) -> None:
         """The end of a complete run: a resumable final checkpoint (when checkpointing is on and

@@ -79,3 +79,16 @@ def weights(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setattr(hub, "WEIGHTS_DIR", folder)
     return folder
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow (minutes each)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

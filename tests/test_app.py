@@ -229,3 +229,21 @@ def test_live_stream_defaults_to_the_fast_student(weights):
     assert _prop(demo, "photo-model", "value") == "photo2sketch"  # uploads keep the full model
     stream = next(d for d in demo.config["dependencies"] if d.get("api_name") == "photo_to_sketch_live")
     assert stream["stream_every"] == pytest.approx(1 / space.LIVE_FPS)
+
+
+@pytest.mark.parametrize("env, host", [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")])
+def test_python_app_py_listens_on_localhost_unless_told(monkeypatch, env, host):
+    # `python app.py` as a user runs it, up to the launch call: only this machine by default, and
+    # GRADIO_SERVER_NAME (which Spaces set) wins.
+    import runpy
+
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # leave this process's allocator alone
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    if env is None:
+        monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    else:
+        monkeypatch.setenv("GRADIO_SERVER_NAME", env)
+    runpy.run_path(str(Path(space.__file__)), run_name="__main__")
+    assert launched["server_name"] == host and launched["server_port"] == 7999

@@ -62,6 +62,10 @@ def test_local_dir_follows_weights_dir(weights):
 def test_unknown_name_lists_valid_names(weights):
     with pytest.raises(KeyError, match="lines, pencil, photo2sketch, photo2sketch-fast, sketch2photo, xdog"):
         load_model("no-such-model")
+    # The documented error for any model that cannot be loaded, with a readable (unquoted) message.
+    with pytest.raises(ModelNotAvailableError) as exc:
+        load_model("no-such-model")
+    assert str(exc.value).startswith("unknown model 'no-such-model': ")
 
 
 @pytest.mark.parametrize("name, cls", [("xdog", XDoG), ("pencil", PencilSketch), ("lines", LineDrawing)])
@@ -176,3 +180,49 @@ def test_resolve_direction(tmp_path):
 def test_missing_fast_model_names_its_trainer(weights, cache):
     with pytest.raises(ModelNotAvailableError, match="train/distill.py"):
         load_model("photo2sketch-fast", cache_dir=cache, local_files_only=True)
+
+
+def test_falling_back_from_a_missing_learned_model_is_warned(weights, cache, caplog):
+    with caplog.at_level("WARNING", logger="photosketch.hub"):
+        assert default_model("photo2sketch", cache_dir=cache) == "xdog"
+    [record] = caplog.records
+    assert "photo2sketch" in record.getMessage() and "xdog" in record.getMessage()
+    assert str(weights / "photo2sketch") in record.getMessage() and "\n" not in record.getMessage()
+    caplog.clear()
+    save_tiny(weights / "photo2sketch")
+    with caplog.at_level("WARNING", logger="photosketch.hub"):
+        assert default_model("photo2sketch", cache_dir=cache) == "photo2sketch"
+        assert default_model("photo2sketch", fast=True, cache_dir=cache) == "photo2sketch"  # the live stream's fallback
+    assert [r.getMessage().split(" model ")[0] for r in caplog.records] == ["the learned photo2sketch-fast"]
+
+
+def test_plain_pip_install_finds_the_shipped_weights(tmp_path):
+    # `pip install .` (not editable) from a copy of the sources, then the library used from elsewhere.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for name in ("photosketch", "weights"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PHOTOSKETCH_WEIGHTS_DIR", "PYTHONPATH")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("photosketch-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    shutil.rmtree(src)  # nothing may be read from the source tree
+    code = ("import photosketch, photosketch.hub as h; print(photosketch.__file__); print(h.WEIGHTS_DIR); "
+            "print(h.default_model()); print(type(h.load_model('sketch2photo')).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path / "site")},
+                         check=True, capture_output=True, text=True).stdout.split("\n")
+    assert out[0].startswith(str(tmp_path / "site")) and out[1] == str(tmp_path / "site" / "photosketch" / "weights")
+    assert out[2:4] == ["photo2sketch", "CompactGenerator"]

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,19 +52,52 @@ def test_constant_then_linear_and_lr_sync():
     assert isinstance(T.get_lr_scheduler("cosine", opt2, num_training_steps=5), torch.optim.lr_scheduler.LambdaLR)
 
 
+def _fake_checkpoint(root, step, complete=True):
+    path = root / f"checkpoint-{step}"
+    path.mkdir()
+    (path / "model.safetensors").write_bytes(b"x" * step)
+    if complete:
+        T.mark_checkpoint_complete(path, step)
+    return path
+
+
 def test_checkpoint_helpers(tmp_path):
     assert T.find_latest_checkpoint(tmp_path) is None
     for step in (5, 20, 100):
-        (tmp_path / f"checkpoint-{step}").mkdir()
+        _fake_checkpoint(tmp_path, step)
     (tmp_path / "checkpoint-x").mkdir()
     assert T.find_latest_checkpoint(tmp_path).name == "checkpoint-100"
     assert T.resolve_resume_checkpoint(tmp_path, "latest").name == "checkpoint-100"
     assert T.checkpoint_step(tmp_path / "checkpoint-20") == 20
-    removed = T.enforce_checkpoint_limit(tmp_path, 2)
-    assert [p.name for p in removed] == ["checkpoint-5", "checkpoint-20"]
-    assert [p.name for p in T.list_checkpoints(tmp_path)] == ["checkpoint-100"]
+    _fake_checkpoint(tmp_path, 50, complete=False)  # incomplete and older than a complete one: garbage
+    _fake_checkpoint(tmp_path, 200, complete=False)  # incomplete and newest: not counted, not deleted
+    assert T.enforce_checkpoint_limit(tmp_path, None) == []
+    removed = T.enforce_checkpoint_limit(tmp_path, 1)  # after a save: keep the newest complete one
+    assert [p.name for p in removed] == ["checkpoint-5", "checkpoint-20", "checkpoint-50"]
+    assert [p.name for p in T.list_checkpoints(tmp_path)] == ["checkpoint-100", "checkpoint-200"]
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
     with pytest.raises(FileNotFoundError):
         T.resolve_resume_checkpoint(tmp_path, str(tmp_path / "nope"))
+
+
+def test_latest_skips_incomplete_and_truncated_checkpoints_with_a_warning(tmp_path, caplog):
+    # A save cut short leaves no marker; a file cut short after its marker no longer matches it.
+    for step in (10, 20):
+        _fake_checkpoint(tmp_path, step)
+    _fake_checkpoint(tmp_path, 30, complete=False)
+    (tmp_path / "checkpoint-40").mkdir()  # empty: killed before any file was written
+    with (tmp_path / "checkpoint-20" / "model.safetensors").open("r+b") as f:
+        f.truncate(7)
+    with caplog.at_level("WARNING", logger="photosketch.training"):
+        latest = T.resolve_resume_checkpoint(tmp_path, "latest")
+    assert latest == tmp_path / "checkpoint-10"
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint-40" in message and "checkpoint-30" in message and "checkpoint-20" in message
+    assert "truncated" in message and "checkpoint-10" in message
+    with pytest.raises(T.UnsafeCheckpointError, match="not a complete checkpoint"):
+        T.resolve_resume_checkpoint(tmp_path, str(tmp_path / "checkpoint-20"))
+    with pytest.raises(T.UnsafeCheckpointError, match="did not finish"):
+        T.resolve_resume_checkpoint(tmp_path, str(tmp_path / "checkpoint-30"))
 
 
 def test_common_args_defaults():
@@ -203,7 +237,7 @@ def test_resume_point_and_epoch_batches(accelerator, tmp_path):
 
     state = T.TrainState(global_step=7)
     accelerator.register_for_checkpointing(state)
-    accelerator.save_state(str(tmp_path / "run" / "checkpoint-7"))
+    T.save_checkpoint(accelerator, tmp_path / "run", 7, total_limit=None)
     state.global_step = 0
     resume = T.resume_from_checkpoint(accelerator, args, state, [], steps_per_epoch=3)
     # step 7 of 3 per epoch: epoch 2, after 1 optimizer step = 2 batches of accumulation
@@ -246,3 +280,111 @@ def test_run_setup_helpers(tmp_path):
     loader = T.make_train_dataloader(list(range(10)), args, num_processes=2)
     assert loader.batch_size == 4 and loader.drop_last
     assert not T.make_train_dataloader(list(range(3)), args, num_processes=2).drop_last  # smaller than one batch
+
+
+def test_save_cut_short_keeps_the_previous_checkpoint(accelerator, tmp_path, monkeypatch):
+    # With a limit of 1, a save that dies half way must not have deleted the one complete checkpoint.
+    state, pool = T.TrainState(global_step=1), T.ImagePool(2)
+    pool.query(torch.ones(1, 1, 2, 2))
+    accelerator.register_for_checkpointing(state)
+    accelerator.register_for_checkpointing(pool)
+    run = tmp_path / "run"
+    T.save_checkpoint(accelerator, run, 1, total_limit=1)
+    original = type(accelerator).save_state
+
+    def save_then_die(self, output_dir, **kwargs):  # the process is killed after some files are written
+        original(self, output_dir, **kwargs)
+        with (Path(output_dir) / "custom_checkpoint_1.pkl").open("r+b") as f:
+            f.truncate(10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(accelerator), "save_state", save_then_die)
+    state.global_step = 2
+    with pytest.raises(KeyboardInterrupt):
+        T.save_checkpoint(accelerator, run, 2, total_limit=1)
+    assert [p.name for p in T.list_checkpoints(run)] == ["checkpoint-1"]
+    assert T.find_latest_checkpoint(run) == run / "checkpoint-1"
+
+    monkeypatch.setattr(type(accelerator), "save_state", original)
+    state.global_step = 0
+    args = _loop_args(tmp_path, resume_from_checkpoint="latest")
+    assert T.resume_from_checkpoint(accelerator, args, state, [], steps_per_epoch=1).checkpoint == run / "checkpoint-1"
+    assert state.global_step == 1 and len(pool.images) == 1
+    state.global_step = 3
+    T.save_checkpoint(accelerator, run, 3, total_limit=1)  # the next save clears the partial folder, then rotates
+    assert sorted(os.listdir(run)) == ["checkpoint-3"]
+    assert T.checkpoint_problem(run / "checkpoint-3") is None
+
+
+class _Planted:
+    """Unpickling this runs code: it creates the folder ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin"])
+def test_resume_refuses_a_file_that_would_run_code(accelerator, tmp_path, name):
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model, opt = accelerator.prepare(model, opt)
+    state = T.TrainState(global_step=4)
+    accelerator.register_for_checkpointing(state)
+    run = tmp_path / "run"
+    checkpoint = T.save_checkpoint(accelerator, run, 4, total_limit=None)
+    args = _loop_args(tmp_path, resume_from_checkpoint="latest")
+    state.global_step = 0
+    assert T.resume_from_checkpoint(accelerator, args, state, [], steps_per_epoch=1).checkpoint == checkpoint
+    assert state.global_step == 4  # the untouched checkpoint loads weights-only
+
+    ran = tmp_path / "code-ran"
+    torch.save({"global_step": _Planted(ran), "x": torch.zeros(1)}, checkpoint / name)
+    T.mark_checkpoint_complete(checkpoint, 4)  # whoever planted it can rewrite the marker too
+    with pytest.raises(T.UnsafeCheckpointError, match=f"{name}: refusing to resume.*could run code"):
+        T.resume_from_checkpoint(accelerator, args, state, [], steps_per_epoch=1)
+    assert not ran.exists()
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ
+
+
+def test_training_loop_sigterm_checkpoints_and_exits_143(accelerator, tmp_path):
+    import signal
+
+    def sigterm_not_handled(signum, frame):  # stands in for the default action (terminate) in this process
+        raise AssertionError("SIGTERM reached the previous handler")
+
+    args = _loop_args(tmp_path, checkpointing_steps=0, validation_steps=0)
+    state = T.TrainState()
+    accelerator.register_for_checkpointing(state)
+    loop = _training_loop(accelerator, args, state, [])
+    before = signal.signal(signal.SIGTERM, sigterm_not_handled)
+    try:
+        with loop:
+            assert not loop.end_of_step(0, {})
+            os.kill(os.getpid(), signal.SIGTERM)  # docker stop / kubectl delete / timeout: finish the step, then stop
+            assert loop.stop_requested and not loop.interrupted
+            assert loop.end_of_step(0, {}) and loop.interrupted
+        assert signal.getsignal(signal.SIGTERM) == sigterm_not_handled
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    with pytest.raises(SystemExit) as exc:
+        loop.exit_if_interrupted()
+    assert exc.value.code == 143
+    assert [p.name for p in T.list_checkpoints(args.output_dir)] == ["checkpoint-2"]
+    assert T.checkpoint_problem(tmp_path / "run" / "checkpoint-2") is None
+
+
+def test_resumed_loop_logs_each_step_once(accelerator, tmp_path):
+    # Checkpoint at 2, logged up to 4, killed mid-line; resuming from 2 must not repeat steps 3 and 4.
+    args = _loop_args(tmp_path, logging_steps=1, checkpointing_steps=0, validation_steps=0)
+    logs = tmp_path / "run" / "logs.jsonl"
+    logs.parent.mkdir(parents=True)
+    logs.write_text("".join(json.dumps({"step": s, "loss/a": 1.0}) + "\n" for s in range(1, 5)) + '{"step": 5, "lo')
+    state = T.TrainState(global_step=2)
+    loop = _training_loop(accelerator, args, state, [], resume=T.ResumePoint(tmp_path / "run" / "checkpoint-2", 0, 0))
+    with loop:
+        while not loop.end_of_step(0, {"loss/a": torch.tensor(0.5)}):
+            pass
+    assert [json.loads(line)["step"] for line in logs.read_text().splitlines()] == [1, 2, 3, 4, 5]

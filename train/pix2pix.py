@@ -271,7 +271,7 @@ def main(args: argparse.Namespace) -> Path | None:
                     continue
                 if loop.end_of_step(epoch, losses):
                     break
-    loop.exit_if_interrupted()  # after Ctrl-C: checkpoint, resume hint, SystemExit(130)
+    loop.exit_if_interrupted()  # after Ctrl-C / SIGTERM: checkpoint, resume hint, exit 130 / 143
 
     # ---- end of training: a resumable final checkpoint, a last validation grid, the export
     loop.finish()
