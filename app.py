@@ -10,7 +10,8 @@ turning failures into messages. Pipelines are loaded on first use and kept, per 
 
 API (every non-streaming endpoint has a stable name; see the README for a ``gradio_client`` snippet):
 
-- ``/photo_to_sketch(photo, model, face_crop, strength) -> sketch``
+- ``/photo_to_sketch(photo, model, face_crop, strength, style) -> sketch`` (``style``: one of the model's
+  drawing styles, e.g. ``"fs2k-1"``; empty for the model's default or models without styles)
 - ``/sketch_to_photo(sketch, model) -> photo``, where ``sketch`` is a Sketchpad value
   ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}``
 """
@@ -32,9 +33,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from photosketch.face import FaceDetector
-from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model
+from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model, model_styles
 from photosketch.image import ImageLoadError, load_image
-from photosketch.pipeline import PhotoSketchPipeline
+from photosketch.pipeline import PhotoSketchPipeline, default_style
 
 logger = logging.getLogger("photosketch.app")
 
@@ -69,6 +70,8 @@ CONCURRENCY = 2
 QUEUE_SIZE = 32
 #: Sketchpad canvas, pixels.
 CANVAS = (512, 512)
+#: "Update while drawing" sends the drawing at most this often (seconds), one request in flight.
+LIVE_DRAW_EVERY = 1.0
 
 #: A drawing counts as empty when no pixel is darker than this (white canvas, eraser marks).
 _INK_LEVEL = 200
@@ -266,13 +269,28 @@ class SketchApp:
 
     # -- Photo -> Sketch ---------------------------------------------------------------------
 
-    def photo_to_sketch(self, photo: str | None, model: str | None, face_crop: bool = True, strength: float = 0.5):
+    def photo_to_sketch(self, photo: str | None, model: str | None, face_crop: bool = True, strength: float = 0.5,
+                        style: str | None = None):
         """An uploaded photo (a file path) -> (sketch, the picture it was made from)."""
         if not photo:
             raise UserError("Upload a photo first (or take one with the webcam, or paste one).")
         img = read_upload(photo, "photo")
-        sketch, before = self._sketch(img, model, face_crop, strength, notify=True)
+        sketch, before = self._sketch(img, model, face_crop, strength, notify=True, style=style)
         return save_png(sketch, self.output_dir), before
+
+    def styles(self, model: str | None) -> list[str]:
+        """The drawing styles of a photo→sketch model (none for classical styles and unconditioned
+        models), from the loaded pipeline or else the model's config.json (no weights are loaded)."""
+        name = model or default_model("photo2sketch")
+        pipe = self._pipes.get(name)
+        return list(pipe.styles) if pipe is not None else model_styles(name)
+
+    def style_picker(self, model: str | None, current: str | None):
+        """The style radio and its previews for ``model``: shown only when the model has styles."""
+        names = self.styles(model)
+        value = current if current in names else default_style(names)
+        return (gr.update(choices=names, value=value, visible=bool(names)),
+                gr.update(value=style_previews(names), visible=bool(names)))
 
     def live_sketch(self, frame: np.ndarray | None, model: str | None, face_crop: bool, strength: float):
         """A webcam frame -> a sketch, at :data:`LIVE_SIDE` px for speed."""
@@ -282,15 +300,20 @@ class SketchApp:
         return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0]
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
-                detector: FaceDetector | None = None):
+                detector: FaceDetector | None = None, style: str | None = None):
         pipe = self.pipeline(model, "photo2sketch")
+        # A style applies to style-conditioned models only; others (classical styles, the live student)
+        # draw their one style whatever the picker says.
+        style = style if style and pipe.styles else None
+        if style is not None and style not in pipe.styles:
+            raise UserError(f"Unknown style {style!r}; {model or 'this model'} draws: {', '.join(pipe.styles)}.")
         if face_crop:
             crop, box = (detector or self.detector).crop(img)
             if box is None and notify:
                 gr.Info("No face found; sketching the whole picture.")
             img = crop
         strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
-        sketch = pipe(img, face_crop=False, strength=strength)
+        sketch = pipe(img, face_crop=False, strength=strength, style=style)
         # The "before" half of the before/after slider: what was sketched, at preview size.
         return sketch, fit(img, max_side=1024)
 
@@ -309,7 +332,7 @@ class SketchApp:
         return save_png(pipe(img, face_crop=False), self.output_dir)
 
     def live_photo(self, sketch: dict | None, model: str | None, live: bool):
-        """``.change`` of the Sketchpad: regenerate only when live mode is on and there is a drawing."""
+        """A tick of the live-drawing timer: regenerate only when live mode is on and there is a drawing."""
         if not live or not self.sketch_models:
             return gr.skip()
         try:
@@ -364,6 +387,25 @@ def _examples(pattern: str) -> list[str]:
     return sorted(str(p) for p in EXAMPLES_DIR.glob(pattern))
 
 
+#: What each style is, for the picker (FS2K's three artists and the CUFS sketches).
+STYLE_LABELS = {
+    "fs2k-1": "fs2k-1: light pencil lines",
+    "fs2k-2": "fs2k-2: bold strokes, hair drawn",
+    "fs2k-3": "fs2k-3: lines with soft shading",
+    "cufs": "cufs: full tonal shading",
+}
+
+
+def _previewed(styles: list[str]) -> list[str]:
+    return [s for s in styles if (EXAMPLES_DIR / "styles" / f"{s}.jpg").is_file()]
+
+
+def style_previews(styles: list[str]) -> list[tuple[str, str]]:
+    """(image, caption) per style from ``examples/styles/<style>.jpg`` (``scripts/make_style_sheet.py``
+    draws them from a public-domain portrait); styles without a preview file are left out."""
+    return [(str(EXAMPLES_DIR / "styles" / f"{s}.jpg"), STYLE_LABELS.get(s, s)) for s in _previewed(styles)]
+
+
 DESCRIPTION = """\
 # photosketch
 Face photo → pencil sketch, and sketch → face photo. Runs on CPU; models come from the Hugging Face
@@ -375,6 +417,8 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
     """The Space's Blocks; the :class:`SketchApp` (models, detector) is kept as ``demo.photosketch``."""
     app = app or SketchApp()
     photo_default = default_model("photo2sketch") if app.photo_models else None
+    photo_styles = app.styles(photo_default) if photo_default else []
+    style_default = default_style(photo_styles)
     # The live stream defaults to the distilled real-time student when it is installed.
     live_default = default_model("photo2sketch", fast=True) if app.photo_models else None
     sketch_default = app.sketch_models[0] if app.sketch_models else None
@@ -406,6 +450,15 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                             0.0, 1.0, value=0.5, step=0.05, label="Line strength",
                             info="classical styles only", interactive=_supports_strength(photo_default),
                         )
+                    style = gr.Radio(
+                        photo_styles, value=style_default, label="Drawing style", visible=bool(photo_styles),
+                        info="the artist whose sketches the model learned; click a preview below to pick it",
+                        elem_id="photo-style",
+                    )
+                    previews = gr.Gallery(
+                        style_previews(photo_styles), label="Styles", columns=4, height=180, allow_preview=False,
+                        buttons=[], interactive=False, visible=bool(photo_styles), elem_id="style-previews",
+                    )
                     p_button = gr.Button("Sketch it", variant="primary", elem_id="photo-button")
                 with gr.Column():
                     sketch_out = gr.Image(
@@ -414,9 +467,9 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     )
                     compare = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False)
             gr.Examples(
-                _examples("face_*.png"),
+                _examples("photo_*.jpg") + _examples("face_*.png"),
                 inputs=[photo],
-                label="Example photos (synthetic faces made by scripts/make_examples.py, CC0)",
+                label="Example photos (a public-domain NASA portrait; synthetic faces made by scripts/make_examples.py, CC0)",
                 elem_id="photo-examples",
                 cache_examples=False,  # CPU Space: no example runs at start-up
             )
@@ -470,9 +523,12 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                         label="Photo", type="filepath", format="png", interactive=False,
                         buttons=["download", "fullscreen"], elem_id="photo-output",
                     )
+            # Examples go through a hidden image, then to the pad as a fresh value after clearing it: set
+            # straight on the pad, the editor kept exporting the previous strokes while it loaded the example.
+            example_sketch = gr.Image(type="filepath", visible=False)
             gr.Examples(
                 _examples("sketch_*.png") + _examples("outline.png"),
-                inputs=[pad],
+                inputs=[example_sketch],
                 label="Example sketches to start from",
                 elem_id="sketch-examples",
                 cache_examples=False,
@@ -481,23 +537,42 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         # Events. The API endpoints return exactly one image; the slider is filled by a UI-only step.
         p_model.change(lambda n: gr.update(interactive=_supports_strength(n)), p_model, strength,
                        api_visibility="private", queue=False)
+        p_model.change(app.style_picker, [p_model, style], [style, previews], api_visibility="private")
+
+        def pick_style(model: str | None, evt: gr.SelectData):
+            """A click on a style preview selects that style."""
+            names = _previewed(app.styles(model))
+            return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
+
+        previews.select(pick_style, [p_model], style, api_visibility="private", queue=False)
         p_button.click(
-            app.photo_to_sketch, [photo, p_model, face_crop, strength], [sketch_out, before],
+            app.photo_to_sketch, [photo, p_model, face_crop, strength, style], [sketch_out, before],
             api_name="photo_to_sketch",
-            api_description="Face photo -> pencil sketch (PNG). strength in [0, 1] applies to classical styles.",
+            api_description="Face photo -> pencil sketch (PNG). strength in [0, 1] applies to classical styles; "
+                            "style to style-conditioned models.",
         ).success(app.before_after, [before, sketch_out], compare, api_visibility="private", queue=False)
         cam.stream(
             app.live_sketch, [cam, live_model, face_crop, strength], [live_out],
             stream_every=1 / LIVE_FPS, concurrency_limit=1, concurrency_id="live", time_limit=120,
             api_name="photo_to_sketch_live", api_visibility="undocumented", show_progress="hidden",
         )
+        example_sketch.change(lambda: None, None, pad, api_visibility="private", queue=False).then(
+            lambda path: {"background": path, "layers": [], "composite": path} if path else gr.skip(),
+            example_sketch, pad, api_visibility="private", queue=False,
+        )
         s_button.click(
             app.sketch_to_photo, [pad, s_model], [photo_out], api_name="sketch_to_photo",
             api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG).",
         )
-        pad.change(
+        # Live drawing polls instead of listening to pad.change: any change/input listener switches the
+        # editor into "realtime" mode, which uploads the whole canvas on every stroke (71 uploads in 24 s)
+        # and keeps the last upload's id, so a Generate after picking an example could send that stale
+        # drawing. The timer runs only while the box is ticked; a tick waits for the previous one.
+        live_timer = gr.Timer(LIVE_DRAW_EVERY, active=False)
+        live.change(lambda on: gr.Timer(active=bool(on)), live, live_timer, api_visibility="private", queue=False)
+        live_timer.tick(
             app.live_photo, [pad, s_model, live], [photo_out], api_visibility="private",
-            trigger_mode="always_last", show_progress="hidden",
+            trigger_mode="once", show_progress="hidden",
         )
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

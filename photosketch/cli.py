@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .data import IMAGE_EXTENSIONS, list_images
-from .hub import DIRECTIONS, MODELS, ModelNotAvailableError, available_models, default_model, resolve_direction
+from .hub import DIRECTIONS, MODELS, ModelNotAvailableError, available_models, default_model, model_styles, resolve_direction
 from .image import ImageLoadError
 
 logger = logging.getLogger("photosketch")
@@ -38,6 +38,9 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
     p.add_argument("--face-crop", action=argparse.BooleanOptionalAction, default=False,
                    help="crop to the largest face (with hair and chin) first; the output is then the crop (default: off)")
     p.add_argument("--strength", type=float, default=None, help="line strength / darkness in [0, 1] (classical styles)")
+    if direction == "photo2sketch":
+        p.add_argument("--style", default=None,
+                       help="drawing style of a style-conditioned model (`photosketch models` lists them); default: the model's")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend (auto: ONNX Runtime when installed, else PyTorch)")
@@ -103,6 +106,9 @@ def _list_models() -> int:
             state = "available" if name in usable else "not installed"
             mark = " (default)" if name == default else ""
             print(f"  {name:<14} {state:<14} {spec.description}{mark}")
+            styles = model_styles(name) if name in usable else []
+            if styles:
+                print(f"  {'':<14} {'':<14} styles (--style): {', '.join(styles)}")
     return 0
 
 
@@ -138,6 +144,12 @@ def _run(args: argparse.Namespace, direction: str) -> int:
     except (OSError, ValueError) as exc:  # an unreadable model folder or a wrong-direction model
         _error(f"cannot load model {args.model}: {exc}")
         return 2
+    if getattr(args, "style", None) is not None:
+        try:
+            pipe.style = pipe.check_style(args.style)
+        except ValueError as exc:  # unknown style, or a model without styles
+            _error(f"--style: {exc}")
+            return 2
     guessed = resolve_direction(args.model, pipe.model) if args.model is not None else direction
     if guessed not in (None, direction):
         logger.warning("model %s looks like a %s model (from its channels); running it anyway", args.model, guessed)

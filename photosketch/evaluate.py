@@ -155,7 +155,7 @@ def read_styles_csv(path: str | os.PathLike) -> dict[str, str]:
     return read_styles(path)
 
 
-def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int) -> Image.Image:
+def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int, style: str | None = None) -> Image.Image:
     img = to_mode(image, channels)
     if size:
         # Shorter side to the model size, aspect kept: what PhotoSketchPipeline does, and the
@@ -163,7 +163,7 @@ def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels:
         img = img.resize(working_size(img.width, img.height, size), Image.BICUBIC)
     x = pil_to_tensor(img, channels)[None]
     with torch.inference_mode():
-        y = model(x)
+        y = model(x) if style is None else model(x, style=style)
     return tensor_to_pil(y[0].float())
 
 
@@ -223,11 +223,18 @@ def evaluate(
     num_samples: int = 16,
     progress: bool = True,
     sketch_source: str = "real",
+    style: str | None = None,
+    floor: bool = False,
 ) -> tuple[list[dict], list[tuple[Image.Image, Image.Image, Image.Image]], dict[str, float]]:
     """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing).
 
     ``sketch_source="lines"`` (sketch2photo only) feeds ``line_drawing(photo)`` instead of the drawn
     sketch: how well a model does on sketchpad-style drawings of held-out faces.
+
+    ``style`` (style-conditioned models): a style name for every image, or ``"auto"``: each image's
+    own style from ``styles`` (its ground truth was drawn in it). ``floor=True`` also scores doing
+    nothing, the grayscale input itself as the output, into ``row["floor"]``: the number any model
+    has to beat (FSIM gives a grayscale photo a fair score against a sketch).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -247,13 +254,23 @@ def evaluate(
             from .classical import line_drawing
 
             src_path, src = f"line_drawing({photo_path})", line_drawing(gt)
+        image_style = style
+        if style == "auto":
+            image_style = (styles or {}).get(photo_path.stem)
+            if not image_style:
+                raise ValueError(f"--style auto: no style listed for {photo_path.stem} (styles.csv)")
         t0 = time.perf_counter()
-        out = _run_model(model, src, size, channels).resize(gt.size, Image.BICUBIC)
+        out = _run_model(model, src, size, channels, image_style).resize(gt.size, Image.BICUBIC)
         t1 = time.perf_counter()
         row = {"name": photo_path.stem, "input": str(src_path), "ground_truth": str(gt_path)}
         if styles is not None:
             row["style"] = styles.get(photo_path.stem, "unlisted")
+        if image_style is not None:
+            row["model_style"] = image_style
         row.update(_score(out, gt, target, lpips_model))
+        if floor:
+            nothing = src.convert("L").resize(gt.size, Image.BICUBIC)
+            row["floor"] = _score(nothing.convert("RGB") if target == "photo" else nothing, gt, target, None)
         t_metrics += time.perf_counter() - t1
         t_model += t1 - t0
         rows.append(row)
@@ -289,7 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--styles_csv", default=None,
-                   help="CSV with columns name,style (file stem -> style) for per-style means (FS2K)")
+                   help="CSV with columns name,style (file stem -> style) for per-style means; default: the split "
+                        "folder's styles.csv when there is one (scripts/prepare_data.py writes it)")
+    p.add_argument("--style", default=None,
+                   help="style-conditioned models: the style to draw every image in, or 'auto' (the default for such "
+                        "models): each image in the style of its own ground truth, from the styles CSV")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score doing nothing (the grayscale input as the output): the floor every number is read against")
     p.add_argument("--lpips_weights", nargs="+", default=None, metavar="FILE",
                    help="local LPIPS-VGG weight file(s): a full lpips.LPIPS(net='vgg') state dict, or torchvision "
                         "vgg16 weights plus the LPIPS v0.1 linear layers (never downloaded)")
@@ -325,9 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("no pairs to evaluate (--limit 0?)")
 
     styles = None
-    if args.styles_csv:
+    styles_csv = args.styles_csv or (str(base / "styles.csv") if (base / "styles.csv").is_file() else None)
+    if styles_csv:
         try:
-            styles = read_styles_csv(args.styles_csv)
+            styles = read_styles_csv(styles_csv)
         except (OSError, ValueError) as exc:
             return _fail(str(exc))
 
@@ -343,6 +367,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if kind == "generator" and args.direction == "photo2sketch" and channels == 1:
         logger.warning("%s takes 1-channel input: is it a sketch2photo model?", args.model)
     size = args.size or _sample_size(model) or 256
+    model_styles = tuple(getattr(model, "styles", ()) or ())
+    style = args.style
+    if model_styles:
+        style = style or "auto"
+        if style == "auto" and styles is None:
+            return _fail(f"{args.model} draws the styles {', '.join(model_styles)}: give --style NAME, or a styles CSV "
+                         "(--styles_csv, or styles.csv in the split folder) for --style auto")
+        if style != "auto" and style not in model_styles:
+            return _fail(f"unknown style {style!r}; {args.model} draws: {', '.join(model_styles)}")
+        if style == "auto":
+            unknown = sorted({styles.get(p.stem, "") for p, _ in pairs} - set(model_styles))
+            if unknown:
+                return _fail(f"--style auto: the styles CSV names {unknown}, which {args.model} does not draw "
+                             f"({', '.join(model_styles)}); give --style NAME")
+    elif style is not None:
+        return _fail(f"{args.model} has no styles; drop --style")
 
     lpips_model, lpips_reason = _lpips_entry(args.lpips_weights)
     default_out = Path("outputs") / "eval" / f"{Path(args.model.rstrip('/')).name}_{args.direction}"
@@ -353,8 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles,
                                          lpips_model=lpips_model, num_samples=args.num_samples,
-                                         progress=not args.quiet, sketch_source=args.sketch_source)
-    except ImageLoadError as exc:
+                                         progress=not args.quiet, sketch_source=args.sketch_source, style=style,
+                                         floor=args.floor)
+    except (ImageLoadError, ValueError) as exc:
         return _fail(str(exc))
     timing["total_s"] = time.perf_counter() - t0
 
@@ -367,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       else "skipped: DISTS is not implemented in photosketch (no external packages)")
     means["fid"] = (SKIPPED_NO_WEIGHTS if not args.fid_weights
                     else "skipped: FID is not implemented in photosketch (no external packages)")
+    floor_keys = [k for k in keys if k != "lpips"]
+    floor_means = _mean_rows([r["floor"] for r in rows], floor_keys) if args.floor else None
     results = {
         "model": args.model,
         "model_kind": kind,
@@ -381,7 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n": len(rows),
         "size": size,
         "input_channels": channels,
+        "style": style,
         "means": means,
+        "floor": floor_means,
+        "floor_definition": "doing nothing: the input, converted to grayscale, scored as the output" if args.floor else None,
         "protocol": _PROTOCOL,
         "timing": {**timing, "threads": torch.get_num_threads()},
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
@@ -389,11 +435,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if styles is not None:
         by_style: dict[str, dict] = {}
-        for style in sorted({r["style"] for r in rows}):
-            group = [r for r in rows if r["style"] == style]
-            by_style[style] = {"n": len(group), **_mean_rows(group, keys)}
+        for name in sorted({r["style"] for r in rows}):
+            group = [r for r in rows if r["style"] == name]
+            by_style[name] = {"n": len(group), **_mean_rows(group, keys)}
+            if args.floor:
+                by_style[name]["floor"] = _mean_rows([r["floor"] for r in group], floor_keys)
         results["means_by_style"] = by_style
-        results["styles_csv"] = str(args.styles_csv)
+        results["styles_csv"] = str(styles_csv)
 
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if samples:
@@ -401,10 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     summary = ", ".join(f"{k.upper()} {means[k]:.4f}" for k in keys if isinstance(means.get(k), float))
     sys.stdout.write(f"{args.model} {args.direction} on {base} (n={len(rows)}): {summary}\n")
+    if floor_means:
+        sys.stdout.write("  do nothing (grayscale input as output): "
+                         + ", ".join(f"{k.upper()} {floor_means[k]:.4f}" for k in floor_keys if k in floor_means) + "\n")
     if styles is not None:
-        for style, m in results["means_by_style"].items():
+        for name, m in results["means_by_style"].items():
             parts = ", ".join(f"{k.upper()} {m[k]:.4f}" for k in keys if k in m)
-            sys.stdout.write(f"  style {style} (n={m['n']}): {parts}\n")
+            if m.get("floor"):
+                parts += f" (do nothing: FSIM {m['floor']['fsim']:.4f})"
+            sys.stdout.write(f"  style {name} (n={m['n']}): {parts}\n")
     sys.stdout.write(f"wrote {out_dir / 'results.json'}\n")
     return 0
 

@@ -36,6 +36,7 @@ __all__ = [
     "available_models",
     "default_model",
     "load_model",
+    "model_styles",
     "resolve_direction",
 ]
 
@@ -206,6 +207,35 @@ def _not_available(name: str, spec: ModelSpec | None, weights_dir: Path) -> Mode
         f"put it in {weights_dir / spec.name}, or pass a model folder"
         + (f" (Hub repo {spec.repo_id}: not in the local Hugging Face cache, and offline or unreachable)" if spec.repo_id else "")
     )
+
+
+def model_styles(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLike | None = None) -> list[str]:
+    """The style names in a model's ``config.json`` (``[]`` for classical styles, unconditioned models and
+    models that are not installed), read from the folder, the HF cache or ``weights/``: no weights
+    are loaded and the network is never used (the app calls it while building its page)."""
+    import json
+
+    from huggingface_hub import try_to_load_from_cache
+
+    name = os.fspath(name_or_path)
+    spec = MODELS.get(name)
+    candidates: list[Path] = []
+    path = Path(name).expanduser()
+    if path.is_dir():
+        candidates.append(path / constants.CONFIG_NAME)
+    elif spec is not None and spec.style is None:
+        if spec.repo_id is not None:
+            cached = try_to_load_from_cache(spec.repo_id, constants.CONFIG_NAME)
+            if isinstance(cached, str):
+                candidates.append(Path(cached))
+        candidates.append(_weights_dir(weights_dir) / spec.name / constants.CONFIG_NAME)
+    for config in candidates:
+        if config.is_file():
+            try:
+                return [str(s) for s in json.loads(config.read_text(encoding="utf-8")).get("styles") or []]
+            except (OSError, ValueError):
+                return []
+    return []
 
 
 def load_model(name_or_path: str | os.PathLike, *, weights_dir: str | os.PathLike | None = None, **hub_kwargs) -> nn.Module:

@@ -60,9 +60,9 @@ def write_pack(path: str | os.PathLike, data_dir: str | os.PathLike, *, resoluti
 
     photos, sketches, style_names, splits_of, names = [], [], [], [], []
     for split_id, split in enumerate(splits):
+        if split != "train" and not (Path(data_dir) / split / "photos").is_dir():
+            continue  # no such split (a one-split folder is all training data)
         base = split_root(data_dir, split)
-        if split != "train" and base == Path(data_dir):
-            continue  # a one-split folder: everything is training data
         styles = read_styles(base / "styles.csv") if (base / "styles.csv").is_file() else {}
         for photo_path, sketch_path in tqdm(find_pairs(data_dir, split), desc=f"pack {split}", unit="pair", disable=not progress):
             photo, sketch = to_mode(load_image(photo_path), 3), to_mode(load_image(sketch_path), 1)
@@ -237,20 +237,24 @@ class PackedPairs:
     def batches(self, epoch: int, batch_size: int, *, num_processes: int = 1, process_index: int = 0, skip: int = 0):
         """The batches of ``epoch`` for this process, from batch ``skip`` on (resuming mid-epoch).
 
-        Items: ``{"photo", "sketch", "style" (list of names), "index"}``, on the pack's device.
+        Items: ``{"photo", "sketch", "style" (list of names), "index", "coin"}``, on the pack's device;
+        ``coin`` is one uniform draw per pair (from the same seeded stream), for per-pair choices such
+        as ``--sketch_source mixed``.
         """
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self), generator=g)[process_index::num_processes]
         n = self.num_batches(batch_size, num_processes)
         g_aug = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 64 + process_index)
         params = self.augment.sample(len(order), g_aug) if self.augment is not None else None
+        coins = torch.rand(len(order), generator=g_aug)
         for b in range(skip, n):
             sel = slice(b * batch_size, (b + 1) * batch_size)
             idx = order[sel].to(self.device)
             photo, sketch = self._tensors(idx)
             if params is not None:
                 photo, sketch = augment_pairs(photo, sketch, {k: v[sel] for k, v in params.items()})
-            yield {"photo": photo, "sketch": sketch, "style": self.style_of(idx), "index": idx}
+            yield {"photo": photo, "sketch": sketch, "style": self.style_of(idx), "index": idx,
+                   "coin": coins[sel].to(self.device)}
 
     def first(self, n: int) -> dict:
         """The first ``n`` pairs, unaugmented (validation grids)."""

@@ -37,7 +37,7 @@ from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_directio
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
 from .runtime import OnnxRunner, make_runner
 
-__all__ = ["DEFAULT_SIZE", "MAX_ASPECT", "PhotoSketchPipeline"]
+__all__ = ["DEFAULT_SIZE", "MAX_ASPECT", "PREFERRED_STYLES", "PhotoSketchPipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIZE = 256
 #: The longer working side is at most this many times ``size`` (panoramas stay bounded).
 MAX_ASPECT = 4
+#: The default style of a style-conditioned model: the first of these it draws (else its first
+#: style). Chosen by eye on real portraits (README "Styles"): dark continuous strokes on white.
+PREFERRED_STYLES = ("fs2k-2", "fs2k-3", "cufs", "fs2k-1")
 
 _LOAD_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "weights_dir")
 
@@ -70,6 +73,13 @@ def _accepts_strength(model: nn.Module) -> bool:
         return False
 
 
+def default_style(styles) -> str | None:
+    """The style a model draws when none is named: the first of :data:`PREFERRED_STYLES` it has, else
+    its first style; ``None`` for models without styles."""
+    preferred = [s for s in PREFERRED_STYLES if s in styles]
+    return preferred[0] if preferred else (styles[0] if styles else None)
+
+
 def working_size(width: int, height: int, size: int) -> tuple[int, int]:
     """(w, h) with the shorter side ``size`` and the aspect ratio kept (longer side <= MAX_ASPECT * size)."""
     scale = size / min(width, height)
@@ -93,6 +103,9 @@ class PhotoSketchPipeline:
         backend: how the model runs (:mod:`photosketch.runtime`): ``"auto"`` (ONNX Runtime for
             learned CPU models when it is installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
             Outputs agree to float rounding; ONNX Runtime is 1.5-2.5x faster on CPU.
+        style: for style-conditioned models (``pipe.styles`` lists them): the style to draw in;
+            default the first of :data:`PREFERRED_STYLES` the model has. Models without styles
+            take none.
     """
 
     def __init__(
@@ -104,6 +117,7 @@ class PhotoSketchPipeline:
         face_crop: bool = False,
         num_threads: int | None = None,
         backend: str = "auto",
+        style: str | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -128,7 +142,19 @@ class PhotoSketchPipeline:
         default_in = 3 if direction == "photo2sketch" else 1
         self.in_channels = int(config.get("in_channels") or getattr(model, "in_channels", default_in))
         self.takes_strength = _accepts_strength(model)
+        #: The styles the model draws (empty for models without a style input).
+        self.styles: tuple[str, ...] = tuple(getattr(model, "styles", ()) or ())
+        #: The style used when a call names none.
+        self.style = self.check_style(style) if style is not None else default_style(self.styles)
         self._detector = FaceDetector()
+
+    def check_style(self, style: str) -> str:
+        """``style`` when the model draws it; else a one-line ``ValueError`` listing the valid ones."""
+        if not self.styles:
+            raise ValueError(f"{type(self.model).__name__} has one style; style={style!r} does not apply")
+        if style not in self.styles:
+            raise ValueError(f"unknown style {style!r}; choose one of: {', '.join(self.styles)}")
+        return style
 
     @classmethod
     def from_pretrained(
@@ -140,6 +166,7 @@ class PhotoSketchPipeline:
         face_crop: bool = False,
         num_threads: int | None = None,
         backend: str = "auto",
+        style: str | None = None,
         **load_kwargs,
     ) -> PhotoSketchPipeline:
         """Build a pipeline from a registry name, a model folder or a Hub repo id.
@@ -166,7 +193,8 @@ class PhotoSketchPipeline:
             raise ValueError(f"model {spec.name!r} is a {spec.direction} model, not {direction}")
         model = load_model(name_or_path, **load_kwargs)
         direction = direction or resolve_direction(name_or_path, model) or "photo2sketch"
-        return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend)
+        return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend,
+                   style=style)
 
     # -- pre / post processing ---------------------------------------------------------------
 
@@ -202,6 +230,7 @@ class PhotoSketchPipeline:
         face_crop: bool | None = None,
         strength: float | None = None,
         batch_size: int = 8,
+        style: str | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -210,6 +239,7 @@ class PhotoSketchPipeline:
             face_crop: override the pipeline's ``face_crop`` for this call.
             strength: line strength / darkness in [0, 1] for classical styles (learned models ignore it).
             batch_size: images run through the model together (same working size only).
+            style: override the pipeline's ``style`` for this call (style-conditioned models).
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -223,6 +253,7 @@ class PhotoSketchPipeline:
         if strength is not None and not self.takes_strength:
             logger.debug("strength is ignored by %s", type(self.model).__name__)
         crop = self.face_crop if face_crop is None else bool(face_crop)
+        style = self.check_style(style) if style is not None else self.style
 
         outputs: list[Image.Image | None] = [None] * len(items)
         with _threads(self.num_threads):
@@ -233,6 +264,8 @@ class PhotoSketchPipeline:
                 groups.setdefault(tuple(x.shape), []).append(i)
             device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
             kwargs = {"strength": strength} if self.takes_strength and strength is not None else {}
+            if style is not None:
+                kwargs["style"] = style
             with torch.inference_mode():
                 for indices in groups.values():
                     for start in range(0, len(indices), batch_size):
@@ -245,4 +278,5 @@ class PhotoSketchPipeline:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(model={type(self.model).__name__}, direction={self.direction!r}, "
-                f"size={self.size}, face_crop={self.face_crop}, backend={self.backend!r})")
+                f"size={self.size}, face_crop={self.face_crop}, backend={self.backend!r}"
+                + (f", style={self.style!r}" if self.style else "") + ")")

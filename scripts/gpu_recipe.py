@@ -6,7 +6,8 @@
 1. photo→sketch: ``train/pix2pix.py`` with one style-conditioned ResNet generator for every sketch
    style in the pack (``--style_conditioning``), pix2pixHD's two-scale discriminator and feature
    matching (``--num_scales_d 2 --lambda_feature_matching 10``) next to L1, EMA weights.
-2. sketch→photo: the same trainer and losses, the other direction, unconditioned.
+2. sketch→photo: the same trainer and losses, the other direction, unconditioned, on real sketches
+   and line drawings of the photos (``--sketch_source mixed``), half each.
 
 Both read the pack into GPU memory once and augment there (``photosketch.packed``), in bf16
 autocast with channels_last and TF32, under ``--max_train_minutes`` each (the LR schedule is fitted
@@ -18,6 +19,11 @@ returns:
     photo2sketch-validation.png, sketch2photo-validation.png   last validation grids (val split)
     train_log.jsonl                                             both runs' logs, one record per line
     summary.json                                                steps, images/s, minutes, commands
+
+``--finetune_minutes M`` adds a second photo→sketch phase: the same trainer warm-started from the
+first phase's export (``--init_weights``, fresh optimizer) at half the learning rate for M minutes,
+its export replacing the first. The shipped ``photo2sketch`` is ``--finetune_minutes 3.6``; the
+default (no fine-tune) fits one 9-minute command.
 
 ``--launcher "accelerate launch --multi_gpu --num_processes 8"`` runs each trainer on several GPUs
 (``--train_batch_size`` is per GPU). ``--tiny`` is the CPU dry run of the same path that CI runs:
@@ -55,8 +61,12 @@ COMMON = [
 ]
 RUNS = {
     "photo2sketch": ["--direction", "photo2sketch", "--style_conditioning"],
-    "sketch2photo": ["--direction", "sketch2photo"],
+    # Half the inputs are line drawings of the photo (drawn on the GPU), so the model also turns the
+    # sparse strokes people draw on a sketchpad into faces, not only artist sketches.
+    "sketch2photo": ["--direction", "sketch2photo", "--sketch_source", "mixed"],
 }
+#: The optional second photo→sketch phase (``--finetune_minutes``): warm start, half the learning rate.
+FINETUNE = ["--learning_rate", "1e-4"]
 #: CPU dry run: the same trainers and files, networks small enough to take a few steps in seconds.
 TINY = ["--ngf", "8", "--n_blocks", "2", "--ndf", "8", "--train_batch_size", "2", "--mixed_precision", "no",
         "--no-channels_last", "--no-use_ema", "--logging_steps", "1", "--num_validation_images", "2"]
@@ -73,10 +83,14 @@ def ema_available() -> bool:
 
 
 def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resolution: int, tiny: bool = False,
-             ema: bool = True) -> list[str]:
-    """The trainer's command-line arguments for run ``name`` (later flags win in argparse)."""
-    args = ["--data_pack", data_pack, "--output_dir", str(work_dir / name), "--resolution", str(resolution),
+             ema: bool = True, init_weights: Path | None = None) -> list[str]:
+    """The trainer's command-line arguments for run ``name`` (later flags win in argparse); with
+    ``init_weights``, the fine-tune phase of that run, in ``WORK_DIR/<name>-finetune``."""
+    out = work_dir / (f"{name}-finetune" if init_weights else name)
+    args = ["--data_pack", data_pack, "--output_dir", str(out), "--resolution", str(resolution),
             "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
+    if init_weights:
+        args += [*FINETUNE, "--init_weights", str(init_weights)]
     if not ema:
         args.append("--no-use_ema")
     return args + TINY if tiny else args
@@ -106,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work_dir", type=Path, default=None, help="the trainers' own output folders (default: OUTPUT_DIR/../gpu-work)")
     p.add_argument("--minutes", type=float, nargs=2, default=(4.3, 3.0), metavar=("PHOTO2SKETCH", "SKETCH2PHOTO"),
                    help="wall-clock training budget of each run (--max_train_minutes)")
+    p.add_argument("--finetune_minutes", type=float, default=0.0,
+                   help="a second photo→sketch phase from the first one's weights at half the LR (0: none)")
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--launcher", type=str, default=f"{shlex.quote(sys.executable)}",
                    help='how to start a trainer, e.g. "accelerate launch --multi_gpu --num_processes 8"')
@@ -135,30 +151,40 @@ def main(args: argparse.Namespace) -> int:
     log_lines: list[str] = []
     status = 0
     ema = ema_available()
-    for name in args.runs:
-        targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema)
+    phases = [(name, minutes[name], None) for name in args.runs]
+    if args.finetune_minutes > 0 and "photo2sketch" in args.runs:
+        i = args.runs.index("photo2sketch")
+        phases.insert(i + 1, ("photo2sketch", args.finetune_minutes, work / "photo2sketch" / "photo2sketch"))
+    for name, budget, init in phases:
+        if init is not None and not (init / "model.safetensors").is_file():
+            logger.error("%s: no first-phase export to fine-tune (%s)", name, init)
+            status = 1
+            continue
+        targs = run_args(name, args.data_pack, work, budget, args.info["resolution"], args.tiny, ema, init)
         cmd = [*shlex.split(args.launcher), str(REPO / "train" / "pix2pix.py"), *targs]
         logger.info("%s: %s", name, " ".join(shlex.quote(c) for c in cmd))
         t0 = time.monotonic()
         rc = subprocess.run(cmd, cwd=REPO).returncode
         wall = time.monotonic() - t0
-        records = read_log(work / name / "logs.jsonl")
+        run_dir = Path(targs[targs.index("--output_dir") + 1])
+        records = read_log(run_dir / "logs.jsonl")
         rates = [r["perf/images_per_s"] for r in records[1:] if "perf/images_per_s" in r]  # the first includes start-up
         result = {"returncode": rc, "wall_minutes": round(wall / 60, 2), "steps": records[-1]["step"] if records else 0,
                   "images_per_s_median": round(statistics.median(rates), 1) if rates else None,
                   "last_losses": {k: v for k, v in (records[-1] if records else {}).items() if k.startswith("loss/")},
                   "command": "python train/pix2pix.py " + " ".join(shlex.quote(a) for a in targs)}
-        summary["runs"][name] = result
-        log_lines += [json.dumps({"run": name, **r}) for r in records]
-        exported = work / name / name
+        label = run_dir.name
+        summary["runs"][label] = result
+        log_lines += [json.dumps({"run": label, **r}) for r in records]
+        exported = run_dir / name
         if rc == 0 and (exported / "model.safetensors").is_file():
-            fp16_copy(exported, out / name)
-            grids = sorted((work / name / "validation").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+            fp16_copy(exported, out / name)  # a fine-tune phase replaces its first phase's export
+            grids = sorted((run_dir / "validation").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
             if grids:
                 shutil.copy(grids[-1], out / f"{name}-validation.png")
         else:
             status = 1
-        logger.info("%s: rc %d, %s steps in %.1f min, median %s images/s", name, rc, result["steps"], wall / 60,
+        logger.info("%s: rc %d, %s steps in %.1f min, median %s images/s", label, rc, result["steps"], wall / 60,
                     result["images_per_s_median"])
     (out / "train_log.jsonl").write_text("\n".join(log_lines) + ("\n" if log_lines else ""))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -30,8 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=17, help="take every k-th pair, for variety")
     p.add_argument("--cell", type=int, default=128, help="cell height in pixels")
     p.add_argument("--output", type=Path, default=Path("docs/results.png"))
+    p.add_argument("--style", default=None, help="photo2sketch's drawing style (default: the pipeline's)")
     args = p.parse_args(argv)
-    to_sketch = PhotoSketchPipeline.from_pretrained("photo2sketch")
+    to_sketch = PhotoSketchPipeline.from_pretrained("photo2sketch", style=args.style)
     xdog = PhotoSketchPipeline.from_pretrained("xdog")
     to_photo = PhotoSketchPipeline.from_pretrained("sketch2photo")
     rows = []

@@ -31,7 +31,10 @@ DATA_NOTE = (
     "CASIA-WebFace) and CUFS (Wang & Tang 2009: CUHK student 88 + AR 100 training pairs; the standard "
     "100-pair CUHK student test split). **Research, non-commercial use only.** Both official test splits "
     "were kept out of training and model selection; a seeded 5% slice of the training pairs was the "
-    "validation set. The `--data_dir` in the command below is the `combined/` folder written by "
+    "validation set."
+)
+DATA_SOURCE = (
+    "The `--data_dir` in the command below is the `combined/` folder written by "
     "`python scripts/prepare_data.py --data_dir ../shared/data --output_dir DIR --max_side 256` "
     "(FS2K + CUFS training pairs)."
 )
@@ -59,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stream", type=Path, default=None, help="benchmarks/stream.py --output JSON with rows for this model")
     p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
     p.add_argument("--limitations", default="", help="model-specific limitations, added to the general ones")
+    p.add_argument("--data_source", default=DATA_SOURCE, help="where the command's training data came from")
     return p.parse_args(argv)
 
 
@@ -88,9 +92,15 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teach
                 continue
             m = r["means"]
             lines.append(f"| {label} | {who} | {r['n']} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
+        if res.get("floor"):  # evaluate's do-nothing row: the grayscale input scored as the output
+            f = res["floor"]
+            lines.append(f"| {label} | do nothing (grayscale input) | {res['n']} | {f['fsim']:.4f} | {f['ssim']:.4f} | {f['l1']:.4f} |")
         for style, m in sorted((res.get("means_by_style") or {}).items()):
             n = m.get("n", "")
             lines.append(f"| {label}, style {style} | this model | {n} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
+            if m.get("floor"):
+                f = m["floor"]
+                lines.append(f"| {label}, style {style} | do nothing | {n} | {f['fsim']:.4f} | {f['ssim']:.4f} | {f['l1']:.4f} |")
     runs = list(results.values()) + list((teachers or {}).values())
     cmds = sorted({r.get("command", "") for r in runs if r.get("command")})
     if cmds:
@@ -130,6 +140,27 @@ def speed_text(latency: Path | None, name: str, stream: Path | None = None) -> s
     return "\n".join(lines)
 
 
+def styles_text(model, name: str) -> str | None:
+    """The card's Styles section for a style-conditioned model (None otherwise)."""
+    styles = list(getattr(model, "styles", ()) or ())
+    if not styles:
+        return None
+    from photosketch.pipeline import default_style
+
+    return "\n".join([
+        f"One model, {len(styles)} drawing styles: " + ", ".join(f"`{s}`" for s in styles) + ". `fs2k-1`, `fs2k-2` and "
+        "`fs2k-3` are the three artists of FS2K (its `style` 0, 1, 2), `cufs` the CUFS sketches. The style enters "
+        "through conditional normalisation (Dumoulin et al. 2017, a learned scale and shift per style after each "
+        "norm); a float tensor of weights mixes styles.",
+        "",
+        "```python",
+        f'pipe = PhotoSketchPipeline.from_pretrained("{name}")',
+        f'sketch = pipe("face.jpg", style="cufs")     # default: "{default_style(styles)}"',
+        'sketch = model(x, style="fs2k-1")              # the bare generator; x in [-1, 1], NCHW',
+        "```",
+    ])
+
+
 def trainer_script(command: str | None) -> str:
     """The trainer named in a recorded command (``python train/distill.py ...`` -> ``train/distill.py``)."""
     match = re.search(r"train/\w+\.py", command or "")
@@ -153,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
         f"batch {train_args.get('train_batch_size', '?')}, at {config.get('sample_size')} px."
         + (f" {args.note}" if args.note else ""),
         "",
-        f"Data: {DATA_NOTE}",
+        f"Data: {DATA_NOTE} {args.data_source}",
         "",
         "Command:",
         "",
@@ -173,6 +204,7 @@ def main(args: argparse.Namespace) -> int:
         "evaluation": (evaluation_table(_pairs(args.results), _pairs(args.baseline), _pairs(args.teacher_results))
                        if args.results else None),
         "speed": speed_text(args.latency, args.name, args.stream),
+        "styles": styles_text(model, args.name),
     }
     out = args.weights_dir / args.name
     tmp = out.with_name(out.name + ".tmp")

@@ -172,7 +172,7 @@ def test_api_names_are_stable(server):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/photo_to_sketch", "/sketch_to_photo"} <= set(endpoints)
     assert [p["parameter_name"] for p in endpoints["/photo_to_sketch"]["parameters"]] == [
-        "photo", "model", "face_crop", "strength"]
+        "photo", "model", "face_crop", "strength", "style"]
     assert len(endpoints["/photo_to_sketch"]["returns"]) == 1  # just the sketch (the slider is UI-only)
 
 
@@ -247,3 +247,48 @@ def test_python_app_py_listens_on_localhost_unless_told(monkeypatch, env, host):
         monkeypatch.setenv("GRADIO_SERVER_NAME", env)
     runpy.run_path(str(Path(space.__file__)), run_name="__main__")
     assert launched["server_name"] == host and launched["server_port"] == 7999
+
+
+def test_style_picker_and_styled_sketches(weights, tmp_path):
+    # A style-conditioned photo2sketch: the picker shows its styles with the preview files that
+    # exist, uploads are drawn in the picked style, an unknown style is a message, not a traceback.
+    import torch
+
+    model = CompactGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32,
+                             styles=["cufs", "fs2k-1", "fs2k-2"])
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "StyleNorm":
+                m.film.weight.normal_(0, 1.0)
+    model.save_pretrained(weights / "photo2sketch")
+    sketch_app = space.SketchApp(output_dir=tmp_path / "out")
+    demo = space.build_demo(sketch_app)
+    assert _prop(demo, "photo-style", "visible") is True and _prop(demo, "photo-style", "value") == "fs2k-2"
+    assert [c[1] if isinstance(c, (list, tuple)) else c for c in _prop(demo, "photo-style", "choices")] == [
+        "cufs", "fs2k-1", "fs2k-2"]
+    photo = tmp_path / "face.png"
+    make_face((64, 64)).save(photo)
+    a, _ = sketch_app.photo_to_sketch(str(photo), "photo2sketch", False, 0.5, "cufs")
+    b, _ = sketch_app.photo_to_sketch(str(photo), "photo2sketch", False, 0.5, "fs2k-1")
+    assert np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int)).mean() > 1
+    with pytest.raises(gr.Error, match="Unknown style 'oil'"):
+        sketch_app.photo_to_sketch(str(photo), "photo2sketch", False, 0.5, "oil")
+    # Classical styles have no style input: the picker hides, and a stale style value is ignored.
+    radio, gallery = sketch_app.style_picker("pencil", "cufs")
+    assert radio["visible"] is False and gallery["visible"] is False
+    assert sketch_app.photo_to_sketch(str(photo), "pencil", False, 0.5, "cufs")[0]
+    radio, _ = sketch_app.style_picker("photo2sketch", "fs2k-1")
+    assert radio["visible"] is True and radio["value"] == "fs2k-1"
+
+
+def test_sketchpad_is_not_realtime_and_live_drawing_polls(weights):
+    """Issue 16.6: a change/input listener on the pad switches gradio's editor into realtime uploads (one per
+    stroke, and a stale upload id sent after an example was picked); live drawing uses an inactive timer."""
+    demo = space.build_demo(space.SketchApp(loader=lambda name: pytest.fail("no model should load")))
+    pad = next(c["id"] for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "sketchpad")
+    triggers = [(t[0], t[1]) for d in demo.config["dependencies"] for t in d["targets"]]
+    assert not [e for i, e in triggers if i == pad and e in ("change", "input")]
+    timer = next(c for c in demo.config["components"] if c["type"] == "timer")
+    assert timer["props"]["active"] is False and timer["props"]["value"] == space.LIVE_DRAW_EVERY
+    tick = next(d for d in demo.config["dependencies"] if (timer["id"], "tick") in [tuple(t) for t in d["targets"]])
+    assert tick["trigger_mode"] == "once" and pad in tick["inputs"]

@@ -104,8 +104,12 @@ def _has_image(page, selector: str) -> bool:
 
 
 def test_photo_to_sketch_in_the_browser(page):
-    page.locator("#photo-input input[type=file]").set_input_files(str(ROOT / "examples" / "face_1.png"))
+    page.locator("#photo-input input[type=file]").set_input_files(str(ROOT / "examples" / "photo_astronaut.jpg"))
     page.wait_for_selector("#photo-input img")
+    if hub.model_styles("photo2sketch"):  # the shipped model draws in styles: pick one by its preview
+        page.wait_for_selector("#style-previews img")
+        page.locator("#style-previews .thumbnail-item").first.click()  # the first preview: cufs
+        page.wait_for_selector("#photo-style input[value=cufs][aria-checked=true]")
     page.click("#photo-button")
     page.wait_for_selector("#sketch-output img")
     page.wait_for_function("() => { const i = document.querySelector('#sketch-output img'); return i && i.complete && i.naturalWidth > 0; }")
@@ -151,3 +155,28 @@ def test_live_webcam_sketches_frames(page):
     # A sketched frame arrives (frames keep replacing the <img>, so check inside one evaluation).
     page.wait_for_function("() => { const i = document.querySelector('#live-sketch img'); return i && i.complete && i.naturalWidth > 0; }")
     page.locator("#webcam").get_by_text("Stop").click()
+
+
+def test_example_replaces_the_drawing(page):
+    """Issue 16.6: draw, Generate, pick an example, Generate: the second result comes from the example."""
+    page.get_by_role("tab", name="Sketch → Photo").click()
+    canvas = page.locator("#sketchpad canvas").first
+    canvas.wait_for()
+    page.wait_for_timeout(1000)
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for i in range(1, 6):
+        page.mouse.move(x0 + i * 30, y0 + i * 20)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    src = "() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0 ? i.src : null; }"
+    page.click("#sketch-button")
+    page.wait_for_function(src)
+    first = page.evaluate(src)
+    page.locator("#sketch-examples .gallery-item").first.click()
+    page.wait_for_timeout(1500)
+    page.click("#sketch-button")
+    page.wait_for_function(f"() => {{ const s = ({src})(); return s && s !== {first!r}; }}")
+    assert page.evaluate(src) != first  # results are stored by content hash: same input, same URL

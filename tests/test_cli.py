@@ -122,3 +122,25 @@ def test_onnxruntime_backend_without_the_package_is_a_one_line_error(inputs, tmp
                  "--backend", "onnxruntime", "-q"]) == 2
     err = capsys.readouterr().err
     assert "pip install onnxruntime onnx" in err and "Traceback" not in err
+
+
+def test_style_flag(inputs, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    model = CompactGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32, styles=["a", "b"])
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "StyleNorm":
+                m.film.weight.normal_(0, 1.0)
+    model.save_pretrained(tmp_path / "m")
+    outs = {}
+    for style in ("a", "b"):
+        assert main(["to-sketch", str(inputs / "a.jpg"), "-o", str(tmp_path / style), "--model", str(tmp_path / "m"),
+                     "--style", style, "--backend", "torch"]) == 0
+        outs[style] = np.asarray(Image.open(tmp_path / style / "a.png"), dtype=int)
+    assert np.abs(outs["a"] - outs["b"]).mean() > 1
+    assert main(["to-sketch", str(inputs / "a.jpg"), "-o", str(tmp_path / "x"), "--model", str(tmp_path / "m"),
+                 "--style", "c"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "photosketch: --style: unknown style 'c'; choose one of: a, b"

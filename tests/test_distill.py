@@ -120,8 +120,10 @@ def test_bad_teacher_is_a_usage_error(data_dir, name, message, capsys, monkeypat
 def test_default_teacher_is_the_shipped_model(data_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     args = distill.parse_args(["--data_dir", str(data_dir)])
-    # weights/photo2sketch: a 128 px photo->sketch model, so the student trains at 128 px.
-    assert (args.teacher, args.direction, args.resolution) == ("photo2sketch", "photo2sketch", 128)
+    # weights/photo2sketch: a 256 px style-conditioned photo->sketch model, so the student trains at 256 px,
+    # in the style the pipeline draws by default.
+    assert (args.teacher, args.direction, args.resolution) == ("photo2sketch", "photo2sketch", 256)
+    assert args.teacher_style == "fs2k-2"
     assert (args.generator, args.ngf, args.norm) == ("compact", 8, "batch")
 
 
@@ -148,3 +150,23 @@ def test_two_processes_on_cpu(data_dir, teacher, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(os.listdir(out / "checkpoint-2"))
     assert load_generator(out / "photo2sketch")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_styled_teacher_teaches_one_style(data_dir, tmp_path, capsys):
+    # A style-conditioned teacher: the (single-style) student learns the style it is told, and the
+    # validation grid's teacher column shows that style.
+    torch.manual_seed(0)
+    teacher = CompactGenerator(ngf=8, n_blocks=2, sample_size=32, styles=["a", "b"]).eval()
+    with torch.no_grad():
+        for m in teacher.modules():
+            if type(m).__name__ == "StyleNorm":
+                m.film.weight.normal_(0, 1.0)
+    teacher.save_pretrained(tmp_path / "teacher")
+    args = distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(tmp_path / "teacher")])
+    assert args.teacher_style == "a"  # no preferred style among a, b: the first
+    with pytest.raises(SystemExit):
+        distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(tmp_path / "teacher"), "--teacher_style", "c"])
+    assert "--teacher_style 'c': the teacher draws a, b" in capsys.readouterr().err
+    out = run(data_dir, tmp_path / "teacher", tmp_path / "run", "--teacher_style", "b", "--max_train_steps", "1",
+              "--validation_steps", "1", "--num_validation_images", "1")
+    assert load_generator(out).styles == ()

@@ -119,3 +119,32 @@ def test_sketch2photo_on_line_drawings_of_the_photos(paired, tmp_path, capsys):
     assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog",
                  "--sketch_source", "lines", "--output_dir", str(tmp_path / "o")]) == 2
     assert "sketch2photo" in capsys.readouterr().err
+
+
+def test_floor_row_and_styled_models(paired, tmp_path, capsys):
+    # The do-nothing floor is computed with every model; a styled model draws each image in the
+    # style of its own ground truth (styles.csv beside the split), or in the one --style names.
+    (paired / "test" / "styles.csv").write_text("name,style\n00,a\n01,b\n02,a\n03,b\n")
+    torch.manual_seed(0)
+    model = CompactGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32, styles=["a", "b"])
+    model.save_pretrained(tmp_path / "m")
+    out = tmp_path / "out"
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "m"),
+                 "--output_dir", str(out), "--quiet"]) == 0
+    r = _results(out)
+    assert r["style"] == "auto" and [row["model_style"] for row in r["per_image"]] == ["a", "b", "a", "b"]
+    assert set(r["means_by_style"]) == {"a", "b"} and "floor" in r["means_by_style"]["a"]
+    assert 0 < r["floor"]["fsim"] <= 1 and "do nothing" in capsys.readouterr().out
+    # The floor is what it says: the grayscale input scored as the output.
+    from photosketch import metrics
+
+    photo = Image.open(paired / "test" / "photos" / "00.png").convert("L")
+    gt = Image.open(paired / "test" / "sketches" / "00.jpg").convert("L")
+    assert r["per_image"][0]["floor"]["fsim"] == pytest.approx(metrics.fsim(photo.resize(gt.size, Image.BICUBIC), gt))
+
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "m"),
+                 "--output_dir", str(out), "--quiet", "--style", "b"]) == 0
+    assert {row["model_style"] for row in _results(out)["per_image"]} == {"b"}
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "m"),
+                 "--output_dir", str(out), "--quiet", "--style", "c"]) == 2
+    assert "unknown style 'c'" in capsys.readouterr().err

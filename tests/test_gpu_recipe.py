@@ -25,7 +25,8 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
 
     out = tmp_path / "out"
     # The same trainers and files as on the GPU, tiny networks, a budget of seconds per run.
-    args = gpu_recipe.parse_args(["--data_pack", str(pack), "--output_dir", str(out), "--minutes", "0.1", "0.1", "--tiny"])
+    args = gpu_recipe.parse_args(["--data_pack", str(pack), "--output_dir", str(out), "--minutes", "0.1", "0.1",
+                                  "--finetune_minutes", "0.05", "--tiny"])
     assert gpu_recipe.main(args) == 0
 
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -45,8 +46,12 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
     for run in ("photo2sketch", "sketch2photo"):
         assert summary["runs"][run]["returncode"] == 0 and summary["runs"][run]["steps"] >= 1
         assert "--max_train_minutes 0.1" in summary["runs"][run]["command"]
+    # The fine-tune phase starts from the first phase's export, at half the learning rate.
+    finetune = summary["runs"]["photo2sketch-finetune"]
+    assert finetune["returncode"] == 0 and "--init_weights" in finetune["command"] and "--learning_rate 1e-4" in finetune["command"]
     logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert {r["run"] for r in logged} == {"photo2sketch", "sketch2photo"}
+    assert {r["run"] for r in logged} == {"photo2sketch", "photo2sketch-finetune", "sketch2photo"}
+    assert "--sketch_source mixed" in summary["runs"]["sketch2photo"]["command"]
     assert any("perf/images_per_s" in r for r in logged)
 
 

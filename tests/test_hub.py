@@ -225,4 +225,4 @@ def test_plain_pip_install_finds_the_shipped_weights(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path / "site")},
                          check=True, capture_output=True, text=True).stdout.split("\n")
     assert out[0].startswith(str(tmp_path / "site")) and out[1] == str(tmp_path / "site" / "photosketch" / "weights")
-    assert out[2:4] == ["photo2sketch", "CompactGenerator"]
+    assert out[2:4] == ["photo2sketch", "CompactGenerator"]  # the shipped sketch2photo

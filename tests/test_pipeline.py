@@ -222,3 +222,36 @@ def test_backends_give_the_same_images(face_image, tmp_path):
     assert a.shape == b.shape and np.abs(a - b).max() <= 1  # 8-bit rounding at most
     with pytest.raises(ValueError, match="backend"):
         PhotoSketchPipeline.from_pretrained(tmp_path / "m", backend="cuda")
+
+
+def _styled_tiny():
+    model = CompactGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32,
+                             styles=["cufs", "fs2k-1", "fs2k-2"]).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "StyleNorm":
+                m.film.weight.normal_(0, 1.0)
+    return model
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_style_reaches_styled_models(face_image, backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    pipe = PhotoSketchPipeline(_styled_tiny(), backend=backend)
+    assert pipe.styles == ("cufs", "fs2k-1", "fs2k-2")
+    assert pipe.style == "fs2k-2"  # the first of PREFERRED_STYLES the model draws
+    a, b = np.asarray(pipe(face_image, style="cufs")), np.asarray(pipe(face_image, style="fs2k-1"))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1
+    assert np.array_equal(np.asarray(pipe(face_image)), np.asarray(pipe(face_image, style="fs2k-2")))
+    with pytest.raises(ValueError, match=r"unknown style 'oil'; choose one of: cufs, fs2k-1, fs2k-2"):
+        pipe(face_image, style="oil")
+
+
+def test_style_on_a_model_without_styles_is_an_error(face_image):
+    pipe = PhotoSketchPipeline(tiny())
+    assert pipe.styles == () and pipe.style is None
+    with pytest.raises(ValueError, match="does not apply"):
+        pipe(face_image, style="cufs")
+    with pytest.raises(ValueError, match="does not apply"):
+        PhotoSketchPipeline(tiny(), style="cufs")

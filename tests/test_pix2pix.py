@@ -194,3 +194,90 @@ def test_two_processes_on_cpu(data_dir, tmp_path):
     assert "batch 2 total = 1 per device x 2 processes" in proc.stdout + proc.stderr
     assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(os.listdir(out / "checkpoint-2"))
     assert load_generator(out / "photo2sketch")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+# ---- style conditioning, pix2pixHD losses, budgets, warm starts, packs
+
+
+def _styled_pairs(root: Path) -> Path:
+    make_pairs(root / "train", n=6, size=64)
+    (root / "train" / "styles.csv").write_text("name,style\n" + "".join(f"{i:02d},{'ab'[i % 2]}\n" for i in range(6)))
+    return root
+
+
+def test_style_conditioned_training_with_multiscale_feature_matching(tmp_path):
+    data = _styled_pairs(tmp_path / "data")
+    out = tmp_path / "run"
+    argv = ["--data_dir", str(data), "--output_dir", str(out), "--resolution", "64", "--ngf", "8", "--ndf", "8",
+            "--generator", "resnet", "--n_blocks", "2", "--train_batch_size", "2", "--report_to", "none",
+            "--max_train_steps", "3", "--checkpointing_steps", "0", "--validation_steps", "0", "--logging_steps", "1",
+            "--style_conditioning", "--num_scales_d", "2", "--lambda_feature_matching", "10", "--gan_mode", "lsgan"]
+    export = pix2pix.main(pix2pix.parse_args(argv))
+    model = load_generator(export)
+    assert model.styles == ("a", "b")
+    import json
+
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    assert all("loss/feature_matching" in r for r in logs)
+    card = (export / "README.md").read_text()
+    assert "feature matching x 10" in card and "styles a, b" in card
+
+
+def test_style_conditioning_needs_a_style_for_every_pair(data_dir, capsys):
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_dir", str(data_dir), "--style_conditioning"])
+    assert "needs a style for every training pair" in capsys.readouterr().err
+
+
+def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "0.05", "--checkpointing_steps", "0")
+    assert (out / "photo2sketch" / "model.safetensors").is_file()
+    import json
+
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    assert logs[-1]["step"] < 100000 and logs[-1]["lr"] < 2e-4  # stopped early, with the LR decayed toward 0
+
+
+def test_init_weights_warm_starts_the_generator(data_dir, tmp_path):
+    first = run(data_dir, tmp_path / "a", "--max_train_steps", "2", "--checkpointing_steps", "0")
+    second = run(data_dir, tmp_path / "b", "--max_train_steps", "1", "--learning_rate", "0", "--checkpointing_steps", "0",
+                 "--init_weights", str(first))
+    # LR 0: the warm-started weights come out unchanged (a fresh start would give other weights).
+    a, b = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_weights_of_another_shape_is_a_usage_error(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_dir", str(data_dir), "--init_weights", str(tmp_path)])
+    assert "no model.safetensors" in capsys.readouterr().err
+
+
+def test_training_from_a_pack(tmp_path):
+    from photosketch.packed import write_pack
+
+    data = _styled_pairs(tmp_path / "data")
+    write_pack(tmp_path / "p.safetensors", data, resolution=32, progress=False)
+    out = tmp_path / "run"
+    argv = ["--data_pack", str(tmp_path / "p.safetensors"), "--output_dir", str(out), "--resolution", "32", "--ngf", "8",
+            "--ndf", "8", "--train_batch_size", "2", "--report_to", "none", "--max_train_steps", "4",
+            "--checkpointing_steps", "2", "--validation_steps", "2", "--num_validation_images", "2", "--style_conditioning"]
+    export = pix2pix.main(pix2pix.parse_args(argv))
+    assert load_generator(export).styles == ("a", "b")
+    assert (out / "validation" / "step-4.png").is_file() and checkpoints(out) == [2, 4]
+
+
+def test_pack_with_line_drawings_for_sketch2photo(tmp_path):
+    # --sketch_source mixed on a pack: about half the inputs are line drawings drawn on the device.
+    from photosketch.packed import PackedPairs, write_pack
+
+    data = _styled_pairs(tmp_path / "data")
+    write_pack(tmp_path / "p.safetensors", data, resolution=32, progress=False)
+    argv = ["--data_pack", str(tmp_path / "p.safetensors"), "--output_dir", str(tmp_path / "run"), "--resolution", "32",
+            "--ngf", "8", "--ndf", "8", "--train_batch_size", "2", "--report_to", "none", "--max_train_steps", "2",
+            "--checkpointing_steps", "0", "--direction", "sketch2photo", "--sketch_source", "mixed"]
+    export = pix2pix.main(pix2pix.parse_args(argv))
+    assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    coins = torch.cat([b["coin"] for b in PackedPairs(tmp_path / "p.safetensors").batches(0, 2)])
+    assert coins.shape == (6,) and 0 <= coins.min() and coins.max() < 1

@@ -86,3 +86,23 @@ def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path,
     assert f"| tiny test | teacher: {tmp_path / 'teacher'} | 2 | {teacher_fsim:.4f} |" in card
     assert "ONNX Runtime (the pipeline's default)" in card and "PyTorch, BatchNorm folded" in card
     assert "live webcam handler" in card and "benchmarks/stream.py --quick" in card
+
+
+def test_styled_model_card_has_styles_and_the_do_nothing_floor(tmp_path):
+    data = make_paired_split(tmp_path / "data" / "test", 2)
+    (data / "styles.csv").write_text("name,style\n0,fs2k-1\n1,cufs\n")
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    CompactGenerator(ngf=8, n_blocks=1, sample_size=32, styles=["cufs", "fs2k-1"]).save_pretrained(run / "photo2sketch")
+    (run / "training_args.json").write_text(json.dumps({"command": "python train/pix2pix.py --style_conditioning"}))
+    results = tmp_path / "eval"
+    assert evaluate_main(["--data_dir", str(tmp_path / "data"), "--direction", "photo2sketch", "--model",
+                          str(run / "photo2sketch"), "--output_dir", str(results), "--quiet"]) == 0
+    ship = load_ship()
+    assert ship.main(ship.parse_args(["--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch", "--weights_dir",
+                                      str(tmp_path / "weights"), "--results", f"tiny={results / 'results.json'}"])) == 0
+    card = (tmp_path / "weights" / "photo2sketch" / "README.md").read_text()
+    floor = json.loads((results / "results.json").read_text())["floor"]["fsim"]
+    assert "## Styles" in card and "`cufs`, `fs2k-1`" in card and 'style="cufs"' in card
+    assert f"| tiny | do nothing (grayscale input) | 2 | {floor:.4f}" in card
+    assert "| tiny, style cufs | do nothing |" in card

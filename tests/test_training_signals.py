@@ -24,15 +24,6 @@ TINY = ("--resolution", "32", "--generator", "compact", "--n_blocks", "1", "--ng
         "--seed", "3")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return make_paired_split(tmp_path_factory.mktemp("pairs"), 6)

@@ -251,6 +251,7 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
         accelerator, args, state, max_train_steps=max_train_steps, images_per_step=total_batch, lr_scheduler=scheduler_g,
         validate=validate, resume=resume, emas=[(ema, generators[name]) for name, ema in emas.items()], desc="cyclegan",
         progress_skip=("loss/generator",),  # the bar has room for the terms, not their sum
+        schedulers=(scheduler_g, scheduler_d),
     )
     losses: dict[str, torch.Tensor] = {}
     for net in (photo2sketch, sketch2photo, disc_photo, disc_sketch):

@@ -46,6 +46,7 @@ from photosketch import training as T  # noqa: E402
 from photosketch.data import SKETCH_SOURCES, PairedDataset  # noqa: E402
 from photosketch.hub import ModelNotAvailableError, load_model, resolve_direction  # noqa: E402
 from photosketch.models import PatchDiscriminator, PhotoSketchModel, ResnetBlock, SeparableResBlock, count_params  # noqa: E402
+from photosketch.pipeline import default_style  # noqa: E402
 
 logger = get_logger(__name__)
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("distillation")
     g.add_argument("--teacher", type=str, default="photo2sketch",
                    help="Teacher: a registry name (photo2sketch / sketch2photo = the shipped models), a model folder or a Hub repo id.")
+    g.add_argument("--teacher_style", type=str, default=None,
+                   help="For a style-conditioned teacher: the style the (single-style) student learns; default: the "
+                        "pipeline's default style for that teacher (photosketch.pipeline.default_style).")
     g.add_argument("--sketch_source", type=str, default="real", choices=SKETCH_SOURCES,
                    help="Sketches: the real drawings, classical line drawings of the photos, or both (p=0.5 per item).")
     g.add_argument("--lambda_teacher", type=float, default=100.0, help="Weight of L1 to the teacher's output.")
@@ -114,6 +118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sketch_channels = int(config["out_channels"] if args.direction == "photo2sketch" else config["in_channels"])
     T.check_common_args(parser, args)
     T.refuse_args(parser, args, ("data_pack", "style_conditioning"), "train/distill.py")
+    styles = tuple(getattr(teacher, "styles", ()) or ())
+    if args.teacher_style is not None and args.teacher_style not in styles:
+        parser.error(f"--teacher_style {args.teacher_style!r}: the teacher draws "
+                     + (", ".join(styles) if styles else "one style only (drop --teacher_style)"))
+    args.teacher_style = args.teacher_style or default_style(styles)
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
     try:  # list the data now: a bad --data_dir is a one-line usage error, not a traceback mid-run
@@ -225,7 +234,12 @@ def main(args: argparse.Namespace) -> Path | None:
     )
 
     # The frozen teacher's answers for the fixed validation inputs never change: computed once.
-    teacher_outputs = T.validation_outputs(teacher, val_inputs, accelerator) if args.validation_steps else None
+    def teacher_style(n: int, device) -> torch.Tensor | None:
+        """The one style the student learns, as the teacher's style weights (None: an unstyled teacher)."""
+        return teacher.style_weights(args.teacher_style, n, device) if args.teacher_style else None
+
+    teacher_outputs = (T.validation_outputs(teacher, val_inputs, accelerator, style=teacher_style(len(val_inputs), "cpu"))
+                       if args.validation_steps else None)
 
     def validate(step: int) -> None:
         outputs = T.validation_outputs(student, val_inputs, accelerator, ema)
@@ -239,7 +253,7 @@ def main(args: argparse.Namespace) -> Path | None:
     loop = T.TrainingLoop(
         accelerator, args, state, max_train_steps=max_train_steps, images_per_step=total_batch, lr_scheduler=scheduler_g,
         validate=validate, resume=resume, emas=[(ema, student)] if ema is not None else [],
-        desc=f"distill {args.direction}",
+        desc=f"distill {args.direction}", schedulers=schedulers,
     )
     losses: dict[str, torch.Tensor] = {}
     for net in (student, discriminator, adapter):
@@ -258,7 +272,9 @@ def main(args: argparse.Namespace) -> Path | None:
                     real = real.contiguous(memory_format=torch.channels_last)
                 with accelerator.accumulate(*trained):
                     with torch.no_grad(), accelerator.autocast():
-                        target_t = teacher(cond)  # the teacher's answer for this exact (augmented) input
+                        # the teacher's answer for this exact (augmented) input, in the student's style
+                        w = teacher_style(cond.shape[0], cond.device)
+                        target_t = teacher(cond) if w is None else teacher(cond, style=w)
                     with accelerator.autocast():
                         fake = student(cond)
                     if use_gan:  # real pairs -> 1, student pairs -> 0

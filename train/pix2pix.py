@@ -77,9 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     T.check_common_args(parser, args)
     if args.data_pack and args.data_dir:
         parser.error("give either --data_dir or --data_pack, not both")
-    if args.data_pack and (args.sketch_source != "real" or args.face_crop):
-        parser.error("--data_pack holds the real sketches, already cropped: --sketch_source lines/mixed and "
-                     "--face_crop need --data_dir")
+    if args.data_pack and args.face_crop:
+        parser.error("--data_pack holds pairs already cropped: --face_crop needs --data_dir")
     if args.num_scales_d < 1:
         parser.error("--num_scales_d must be >= 1")
     if args.lambda_feature_matching and args.gan_weight <= 0:
@@ -109,6 +108,11 @@ def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, list[str], str]
         split = "val" if pack_info(args.data_pack)["pairs"].get("val") else "train"
         first = PackedPairs(args.data_pack, split, sketch_channels=args.sketch_channels, augment=None).first(args.num_validation_images)
         photos, sketches, styles, source = first["photo"], first["sketch"], first["style"], f"{args.data_pack} ({split})"
+        if args.sketch_source == "lines":  # as PairedDataset's validation images: line drawings of the photos
+            from photosketch.classical import LineDrawing
+
+            with torch.no_grad():
+                sketches = LineDrawing().eval()(photos)
     else:
         photos, sketches, source = T.validation_images(
             args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
@@ -147,6 +151,13 @@ def main(args: argparse.Namespace) -> Path | None:
         styles = sorted(set(train_dataset.styles.get(p.stem, "") for p, _ in train_dataset.pairs))
     styles = styles if args.style_conditioning else []
     val_inputs, val_targets, val_styles, val_source = _validation_batch(args)
+    # --sketch_source lines / mixed with a pack: line drawings of the (augmented) photos, drawn on the
+    # device by the same classical LineDrawing that PairedDataset uses on the CPU.
+    line_drawer = None
+    if args.data_pack and args.sketch_source != "real":
+        from photosketch.classical import LineDrawing
+
+        line_drawer = LineDrawing().to(accelerator.device).eval()
 
     # ---- models
     gen_kwargs = T.generator_kwargs(args, in_ch, out_ch, styles)
@@ -236,6 +247,11 @@ def main(args: argparse.Namespace) -> Path | None:
             if loop.should_stop:
                 break
             for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume, args.train_batch_size):
+                if line_drawer is not None:  # --data_pack with --sketch_source lines / mixed
+                    with torch.no_grad():
+                        lines = line_drawer(batch["photo"])
+                    use = batch["coin"] < (1.0 if args.sketch_source == "lines" else 0.5)
+                    batch["sketch"] = torch.where(use[:, None, None, None], lines, batch["sketch"])
                 cond, real = (batch["photo"], batch["sketch"]) if photo2sketch else (batch["sketch"], batch["photo"])
                 w = style_weights(batch["style"], cond.device)
                 if args.channels_last:

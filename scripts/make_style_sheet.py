@@ -1,0 +1,95 @@
+"""Contact sheet of real portraits in every style of a photo→sketch model, next to the classical ``pencil``.
+
+    python scripts/make_style_sheet.py --portraits ../portraits --output docs/styles-portraits.jpg \\
+        --previews examples/styles --compare old=../photo2sketch-before
+
+Rows: each portrait (face-cropped by the pipeline, as the app does), and a black-and-white copy of
+the first one (``--grayscale_copy``), so a colour and a grayscale input can be compared. Columns:
+photo | pencil | the model in each of its styles | any ``--compare NAME=MODEL`` (e.g. the model it
+replaces, in its default style). Everything goes through the public ``PhotoSketchPipeline``.
+
+``--previews DIR`` also writes ``DIR/<style>.jpg``, the first portrait in each style: the small
+pictures the app's style picker shows.
+
+Use portraits that are public domain or CC0 and not from any training set (README says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
+from photosketch.data import list_images  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--portraits", type=Path, required=True, help="a folder of portrait photos")
+    p.add_argument("--model", default="photo2sketch", help="registry name, folder or Hub id of a photo→sketch model")
+    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=MODEL", help="extra columns: other models")
+    p.add_argument("--output", type=Path, default=Path("docs/styles-portraits.jpg"))
+    p.add_argument("--previews", type=Path, default=None, help="write DIR/<style>.jpg previews for the app")
+    p.add_argument("--preview_size", type=int, default=160)
+    p.add_argument("--grayscale_copy", action=argparse.BooleanOptionalAction, default=True,
+                   help="add a black-and-white copy of the first portrait as a row")
+    p.add_argument("--cell", type=int, default=192, help="cell height in pixels")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    files = list_images(args.portraits)
+    if not files:
+        print(f"{args.portraits}: no images", file=sys.stderr)
+        return 2
+    model = PhotoSketchPipeline.from_pretrained(args.model, face_crop=True)
+    pencil = PhotoSketchPipeline.from_pretrained("pencil", face_crop=True)
+    others = []
+    for spec in args.compare:
+        name, _, path = spec.partition("=")
+        others.append((name, PhotoSketchPipeline.from_pretrained(path or name, face_crop=True)))
+    styles = list(model.styles) or [None]
+
+    photos = [(f.stem, load_image(f)) for f in files]
+    if args.grayscale_copy:
+        photos.insert(1, (f"{photos[0][0]} (black and white)", ImageOps.grayscale(photos[0][1]).convert("RGB")))
+    columns = ["photo", "pencil (classical)"] + [f"{args.model}: {s}" if s else args.model for s in styles]
+    columns += [name for name, _ in others]
+    rows = []
+    for _, photo in photos:
+        crop, _ = model._detector.crop(photo)  # what the face-cropping pipelines sketch
+        row = [crop, pencil(photo)] + [model(photo, style=s) if s else model(photo) for s in styles]
+        rows.append(row + [pipe(photo) for _, pipe in others])
+
+    if args.previews is not None and styles != [None]:
+        args.previews.mkdir(parents=True, exist_ok=True)
+        for s, img in zip(styles, rows[0][2:2 + len(styles)]):
+            preview = img.convert("L")
+            preview.thumbnail((args.preview_size, args.preview_size), Image.Resampling.LANCZOS)
+            preview.save(args.previews / f"{s}.jpg", quality=88)
+
+    header = 18
+    widths = [max(round(args.cell * r[c].width / r[c].height) for r in rows) for c in range(len(columns))]
+    sheet = Image.new("RGB", (sum(widths), header + args.cell * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for c, title in enumerate(columns):
+        draw.text((x + 4, 3), title, fill="black")
+        for r, row in enumerate(rows):
+            img = row[c].convert("RGB")
+            w = round(args.cell * img.width / img.height)
+            sheet.paste(img.resize((w, args.cell), Image.Resampling.LANCZOS), (x, header + r * args.cell))
+        x += widths[c]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.output, quality=88, optimize=True)
+    print(f"wrote {args.output} ({sheet.width}x{sheet.height}), {len(rows)} portraits x {len(columns) - 1} styles")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
