@@ -114,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
     for name, items in sets.items():
         assign_val(items, args.val_fraction, args.seed)
         n = export(items, args.output_dir / name, args.max_side, name)
-        logger.info("%s: %d pairs written to %s", name, n, args.output_dir / name)
+        skipped = f", {len(items) - n} skipped (unreadable, see the warnings above)" if n < len(items) else ""
+        logger.info("%s: %d pairs found, %d written to %s%s", name, len(items), n, args.output_dir / name, skipped)
     # Kept for evaluate.py's per-style FS2K table (the same rows as fs2k/test/styles.csv).
     write_styles(args.output_dir / "fs2k" / "test_styles.csv",
                  [(it["name"], it["style"]) for it in sets["fs2k"] if it["split"] == "test"])
