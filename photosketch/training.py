@@ -611,6 +611,103 @@ def validation_images(
     return photos, sketches, source
 
 
+def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """For the paired trainers: ``--data_dir`` or ``--data_pack`` (not both) holds training pairs, as a
+    one-line usage error otherwise; returns the style names of the training pairs (``""`` for none)."""
+    from .data import PairedDataset
+    from .packed import pack_info
+
+    if args.data_pack and args.data_dir:
+        parser.error("give either --data_dir or --data_pack, not both")
+    if args.data_pack and args.face_crop:
+        parser.error("--data_pack holds pairs already cropped: --face_crop needs --data_dir")
+    try:  # list the data now: a bad folder is a one-line usage error, not a traceback mid-run
+        if args.data_pack:
+            info = pack_info(args.data_pack)
+            if not info["pairs"].get("train"):
+                raise ValueError("the pack has no training pairs")
+            return list(info["styles"])
+        ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
+                           augment=False, sketch_source=args.sketch_source)
+        return sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs))
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: {exc}")
+
+
+class PairedTrainData(NamedTuple):
+    """A paired trainer's training data: the dataset (a folder's ``PairedDataset`` or a ``PackedPairs``
+    on the device), its ``DataLoader`` (None for a pack: it batches itself), the number of batches per
+    epoch over all processes (before ``prepare``), and the style names of the pairs."""
+
+    dataset: Any
+    dataloader: Any
+    num_batches: int
+    styles: list[str]
+
+
+def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int = 3) -> PairedTrainData:
+    """``--data_pack`` (decoded once into device memory, augmented there) or ``--data_dir``."""
+    from .data import PairedDataset
+    from .packed import PackAugment, PackedPairs
+
+    if args.data_pack:
+        ds = PackedPairs(args.data_pack, "train", device=accelerator.device, sketch_channels=args.sketch_channels,
+                         augment=PackAugment() if args.augment else None, seed=args.seed)
+        n = ds.num_batches(args.train_batch_size, accelerator.num_processes) * accelerator.num_processes
+        return PairedTrainData(ds, None, n, list(ds.style_names))
+    ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, photo_channels=photo_channels,
+                       sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
+                       face_crop=args.face_crop, seed=args.seed)
+    loader = make_train_dataloader(ds, args, accelerator.num_processes)
+    return PairedTrainData(ds, loader, len(loader), sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs)))
+
+
+def paired_validation(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+    """(photos, sketches, styles, source): the first ``--num_validation_images`` pairs of DIR/val (or the
+    pack's val split), else of the training pairs, unaugmented; DIR/test is never shown."""
+    from .data import PairedDataset
+    from .packed import PackedPairs, pack_info
+
+    if args.data_pack:
+        split = "val" if pack_info(args.data_pack)["pairs"].get("val") else "train"
+        first = PackedPairs(args.data_pack, split, sketch_channels=args.sketch_channels, augment=None).first(args.num_validation_images)
+        photos, sketches = first["photo"], first["sketch"]
+        if args.sketch_source == "lines":  # as PairedDataset's validation images: line drawings of the photos
+            from .classical import LineDrawing
+
+            with torch.no_grad():
+                sketches = LineDrawing().eval()(photos)
+        return photos, sketches, first["style"], f"{args.data_pack} ({split})"
+    photos, sketches, source = validation_images(
+        args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
+        data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
+    )
+    ds = PairedDataset(args.data_dir, split=validation_split(args.data_dir), augment=False)
+    return photos, sketches, [ds.styles.get(p.stem, "") for p, _ in ds.pairs[: len(photos)]], source
+
+
+class PackLineDrawings:
+    """``--data_pack`` with ``--sketch_source lines`` / ``mixed``: line drawings of each batch's (augmented)
+    photos, drawn on the device by the same classical ``LineDrawing`` that ``PairedDataset`` uses on the
+    CPU; ``mixed`` swaps them in for about half the pairs (the batch's ``coin`` draws)."""
+
+    def __init__(self, sketch_source: str, device):
+        from .classical import LineDrawing
+
+        self.p = 1.0 if sketch_source == "lines" else 0.5
+        self.drawer = LineDrawing().to(device).eval()
+
+    @classmethod
+    def for_args(cls, args: argparse.Namespace, device) -> "PackLineDrawings | None":
+        return cls(args.sketch_source, device) if args.data_pack and args.sketch_source != "real" else None
+
+    @torch.no_grad()
+    def __call__(self, batch: dict) -> dict:
+        lines = self.drawer(batch["photo"])
+        use = batch["coin"] < self.p
+        return {**batch, "sketch": torch.where(use[:, None, None, None], lines, batch["sketch"])}
+
+
 # ---------------------------------------------------------------------------------------------
 # Learning-rate schedules
 # ---------------------------------------------------------------------------------------------

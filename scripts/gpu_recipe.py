@@ -16,9 +16,13 @@ returns:
 
     photo2sketch/config.json, photo2sketch/model.safetensors (fp16)
     sketch2photo/config.json, sketch2photo/model.safetensors (fp16)
-    photo2sketch-validation.png, sketch2photo-validation.png   last validation grids (val split)
-    train_log.jsonl                                             both runs' logs, one record per line
-    summary.json                                                steps, images/s, minutes, commands
+    photo2sketch-fast/...        with --student_minutes: the real-time student, distilled from photo2sketch
+    validation.png               every run's last validation grid (val split), one above the other
+    summary.json                 per run: steps, images/s, minutes, command and its whole training log
+
+``--student_minutes M`` adds a last phase: ``train/distill.py`` distils the photo→sketch teacher just
+trained into the small real-time ``compact`` student (ngf 8, BatchNorm) at the teacher's resolution,
+in the teacher's default style, from the same pack.
 
 ``--finetune_minutes M`` adds a second photo→sketch phase: the same trainer warm-started from the
 first phase's export (``--init_weights``, fresh optimizer) at half the learning rate for M minutes,
@@ -67,6 +71,10 @@ RUNS = {
 }
 #: The optional second photo→sketch phase (``--finetune_minutes``): warm start, half the learning rate.
 FINETUNE = ["--learning_rate", "1e-4"]
+#: The optional student phase (``--student_minutes``): train/distill.py's defaults (compact ngf 8, BatchNorm,
+#: L1 to the teacher x 100 + L1 x 25 + features + PatchGAN) at GPU batch size.
+STUDENT = ["--ndf", "32", "--train_batch_size", "16", "--mixed_precision", "bf16", "--checkpointing_steps", "0",
+           "--validation_steps", "1000", "--num_validation_images", "6", "--logging_steps", "50", "--report_to", "none"]
 #: CPU dry run: the same trainers and files, networks small enough to take a few steps in seconds.
 TINY = ["--ngf", "8", "--n_blocks", "2", "--ndf", "8", "--train_batch_size", "2", "--mixed_precision", "no",
         "--no-channels_last", "--no-use_ema", "--logging_steps", "1", "--num_validation_images", "2"]
@@ -107,6 +115,26 @@ def fp16_copy(src: Path, dst: Path) -> None:
     save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
 
 
+def student_args(data_pack: str, work_dir: Path, minutes: float, teacher: Path, tiny: bool = False) -> list[str]:
+    """``train/distill.py``'s arguments for the student phase (teacher: the photo→sketch export)."""
+    args = ["--data_pack", data_pack, "--output_dir", str(work_dir / "photo2sketch-fast"), "--teacher", str(teacher),
+            "--max_train_minutes", f"{minutes:g}", *STUDENT]
+    return args + TINY if tiny else args
+
+
+def stack_grids(paths: list[Path], out: Path) -> None:
+    """The runs' validation grids one above the other in one PNG (a lease returns at most eight files)."""
+    from PIL import Image
+
+    grids = [Image.open(p).convert("RGB") for p in paths]
+    sheet = Image.new("RGB", (max(g.width for g in grids), sum(g.height for g in grids)), "white")
+    y = 0
+    for g in grids:
+        sheet.paste(g, (0, y))
+        y += g.height
+    sheet.save(out)
+
+
 def read_log(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -122,6 +150,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="wall-clock training budget of each run (--max_train_minutes)")
     p.add_argument("--finetune_minutes", type=float, default=0.0,
                    help="a second photo→sketch phase from the first one's weights at half the LR (0: none)")
+    p.add_argument("--student_minutes", type=float, default=0.0,
+                   help="a last phase distilling the photo→sketch teacher into the real-time student (0: none)")
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--launcher", type=str, default=f"{shlex.quote(sys.executable)}",
                    help='how to start a trainer, e.g. "accelerate launch --multi_gpu --num_processes 8"')
@@ -147,46 +177,58 @@ def main(args: argparse.Namespace) -> int:
         torch_version = torch.__version__
     except ImportError:  # pragma: no cover - the trainers need torch anyway
         device, torch_version = "unknown", "unknown"
-    summary = {"device": device, "torch": torch_version, "pack": args.info, "runs": {}}
-    log_lines: list[str] = []
+    summary = {"device": device, "torch": torch_version, "pack": args.info, "runs": {}, "validation_rows": []}
     status = 0
     ema = ema_available()
-    phases = [(name, minutes[name], None) for name in args.runs]
-    if args.finetune_minutes > 0 and "photo2sketch" in args.runs:
-        i = args.runs.index("photo2sketch")
-        phases.insert(i + 1, ("photo2sketch", args.finetune_minutes, work / "photo2sketch" / "photo2sketch"))
-    for name, budget, init in phases:
+    pix2pix, distill = REPO / "train" / "pix2pix.py", REPO / "train" / "distill.py"
+    # (label, trainer, its arguments, exported folder, name in OUTPUT_DIR); a later phase's export replaces an
+    # earlier one of the same name (the fine-tune replaces the first photo→sketch phase).
+    phases = []
+    for name in args.runs:
+        targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema)
+        phases.append((name, pix2pix, targs, work / name / name, name))
+        if name == "photo2sketch" and args.finetune_minutes > 0:
+            targs = run_args(name, args.data_pack, work, args.finetune_minutes, args.info["resolution"], args.tiny, ema,
+                             init_weights=work / name / name)
+            phases.append((f"{name}-finetune", pix2pix, targs, work / f"{name}-finetune" / name, name))
+    if args.student_minutes > 0 and "photo2sketch" in args.runs:
+        teacher = phases[[p[0] for p in phases].index("photo2sketch-finetune" if args.finetune_minutes > 0 else "photo2sketch")][3]
+        targs = student_args(args.data_pack, work, args.student_minutes, teacher, args.tiny)
+        phases.append(("photo2sketch-fast", distill, targs, work / "photo2sketch-fast" / "photo2sketch", "photo2sketch-fast"))
+    grids: dict[str, Path] = {}
+    for label, script, targs, exported, name in phases:
+        init = next((Path(targs[i + 1]) for i, a in enumerate(targs) if a in ("--init_weights", "--teacher")), None)
         if init is not None and not (init / "model.safetensors").is_file():
-            logger.error("%s: no first-phase export to fine-tune (%s)", name, init)
+            logger.error("%s: the earlier phase's export %s is missing; skipped", label, init)
             status = 1
             continue
-        targs = run_args(name, args.data_pack, work, budget, args.info["resolution"], args.tiny, ema, init)
-        cmd = [*shlex.split(args.launcher), str(REPO / "train" / "pix2pix.py"), *targs]
-        logger.info("%s: %s", name, " ".join(shlex.quote(c) for c in cmd))
+        cmd = [*shlex.split(args.launcher), str(script), *targs]
+        logger.info("%s: %s", label, " ".join(shlex.quote(c) for c in cmd))
         t0 = time.monotonic()
         rc = subprocess.run(cmd, cwd=REPO).returncode
         wall = time.monotonic() - t0
         run_dir = Path(targs[targs.index("--output_dir") + 1])
         records = read_log(run_dir / "logs.jsonl")
         rates = [r["perf/images_per_s"] for r in records[1:] if "perf/images_per_s" in r]  # the first includes start-up
-        result = {"returncode": rc, "wall_minutes": round(wall / 60, 2), "steps": records[-1]["step"] if records else 0,
-                  "images_per_s_median": round(statistics.median(rates), 1) if rates else None,
-                  "last_losses": {k: v for k, v in (records[-1] if records else {}).items() if k.startswith("loss/")},
-                  "command": "python train/pix2pix.py " + " ".join(shlex.quote(a) for a in targs)}
-        label = run_dir.name
-        summary["runs"][label] = result
-        log_lines += [json.dumps({"run": label, **r}) for r in records]
-        exported = run_dir / name
+        summary["runs"][label] = {
+            "returncode": rc, "wall_minutes": round(wall / 60, 2), "steps": records[-1]["step"] if records else 0,
+            "images_per_s_median": round(statistics.median(rates), 1) if rates else None,
+            "last_losses": {k: v for k, v in (records[-1] if records else {}).items() if k.startswith("loss/")},
+            "command": f"python {script.relative_to(REPO)} " + " ".join(shlex.quote(a) for a in targs),
+            "log": records,
+        }
         if rc == 0 and (exported / "model.safetensors").is_file():
-            fp16_copy(exported, out / name)  # a fine-tune phase replaces its first phase's export
-            grids = sorted((run_dir / "validation").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
-            if grids:
-                shutil.copy(grids[-1], out / f"{name}-validation.png")
+            fp16_copy(exported, out / name)
+            found = sorted((run_dir / "validation").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+            if found:
+                grids[name] = found[-1]
         else:
             status = 1
-        logger.info("%s: rc %d, %s steps in %.1f min, median %s images/s", label, rc, result["steps"], wall / 60,
-                    result["images_per_s_median"])
-    (out / "train_log.jsonl").write_text("\n".join(log_lines) + ("\n" if log_lines else ""))
+        logger.info("%s: rc %d, %s steps in %.1f min, median %s images/s", label, rc, summary["runs"][label]["steps"],
+                    wall / 60, summary["runs"][label]["images_per_s_median"])
+    if grids:
+        stack_grids(list(grids.values()), out / "validation.png")
+        summary["validation_rows"] = list(grids)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     logger.info("wrote %d files to %s: %s", len(files), out, ", ".join(map(str, files)))

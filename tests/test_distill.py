@@ -170,3 +170,23 @@ def test_styled_teacher_teaches_one_style(data_dir, tmp_path, capsys):
     out = run(data_dir, tmp_path / "teacher", tmp_path / "run", "--teacher_style", "b", "--max_train_steps", "1",
               "--validation_steps", "1", "--num_validation_images", "1")
     assert load_generator(out).styles == ()
+
+
+def test_distils_from_a_pack(data_dir, teacher, tmp_path):
+    # --data_pack (the GPU recipe's student phase): the pairs decoded once into device memory.
+    from photosketch.packed import write_pack
+
+    write_pack(tmp_path / "p.safetensors", data_dir, resolution=32, progress=False)
+    argv = ["--data_pack", str(tmp_path / "p.safetensors"), "--teacher", str(teacher), "--output_dir", str(tmp_path / "run"),
+            "--ngf", "4", "--n_blocks", "2", "--ndf", "8", "--train_batch_size", "2", "--report_to", "none",
+            "--max_train_steps", "3", "--checkpointing_steps", "0", "--validation_steps", "3", "--num_validation_images", "2"]
+    export = distill.main(distill.parse_args(argv))
+    assert load_generator(export)(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    assert (tmp_path / "run" / "validation" / "step-3.png").is_file()
+    assert json.loads((tmp_path / "run" / "logs.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
+def test_needs_data(teacher, capsys):
+    with pytest.raises(SystemExit):
+        distill.parse_args(["--teacher", str(teacher)])
+    assert "give --data_dir (or --data_pack)" in capsys.readouterr().err

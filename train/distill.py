@@ -43,7 +43,7 @@ from accelerate.logging import get_logger  # noqa: E402
 from torch import nn  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
-from photosketch.data import SKETCH_SOURCES, PairedDataset  # noqa: E402
+from photosketch.data import SKETCH_SOURCES  # noqa: E402
 from photosketch.hub import ModelNotAvailableError, load_model, resolve_direction  # noqa: E402
 from photosketch.models import PatchDiscriminator, PhotoSketchModel, ResnetBlock, SeparableResBlock, count_params  # noqa: E402
 from photosketch.pipeline import default_style  # noqa: E402
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a trained photo<->sketch generator into a smaller student (GAN Compression, Li et al. 2020).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    T.add_common_args(parser)
+    T.add_common_args(parser, data_dir_required=False)
     # A student small enough for real time on 2 vCPUs (see benchmarks/latency.py); the resolution
     # defaults to the teacher's training size, where its outputs are best.
     parser.set_defaults(generator="compact", ngf=8, norm="batch", resolution=None)
@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.resolution = int(config.get("sample_size") or 256)
     args.sketch_channels = int(config["out_channels"] if args.direction == "photo2sketch" else config["in_channels"])
     T.check_common_args(parser, args)
-    T.refuse_args(parser, args, ("data_pack", "style_conditioning"), "train/distill.py")
+    T.refuse_args(parser, args, ("style_conditioning",), "train/distill.py")
     styles = tuple(getattr(teacher, "styles", ()) or ())
     if args.teacher_style is not None and args.teacher_style not in styles:
         parser.error(f"--teacher_style {args.teacher_style!r}: the teacher draws "
@@ -125,11 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.teacher_style = args.teacher_style or default_style(styles)
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
-    try:  # list the data now: a bad --data_dir is a one-line usage error, not a traceback mid-run
-        PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
-                      augment=False, sketch_source=args.sketch_source)
-    except (FileNotFoundError, ValueError) as exc:
-        parser.error(f"--data_dir: {exc}")
+    T.check_paired_data(parser, args)
     args.command = T.format_command(sys.argv[1:] if argv is None else argv, "train/distill.py")
     return args
 
@@ -158,17 +154,11 @@ def main(args: argparse.Namespace) -> Path | None:
     # ---- data
     photo2sketch = args.direction == "photo2sketch"
     in_ch, out_ch = (PHOTO_CHANNELS, args.sketch_channels) if photo2sketch else (args.sketch_channels, PHOTO_CHANNELS)
-    train_dataset = PairedDataset(
-        args.data_dir, split="train", resolution=args.resolution, photo_channels=PHOTO_CHANNELS,
-        sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
-        face_crop=args.face_crop, seed=args.seed,
-    )
-    train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
-    photos, sketches, val_source = T.validation_images(
-        args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
-        data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
-    )
+    # --data_pack: decoded once into device memory, batches made and augmented there; else --data_dir.
+    train_dataset, train_dataloader, num_batches, _ = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
+    photos, sketches, _, val_source = T.paired_validation(args)
     val_inputs, val_targets = (photos, sketches) if photo2sketch else (sketches, photos)
+    line_drawings = T.PackLineDrawings.for_args(args, accelerator.device)  # --data_pack with lines / mixed
 
     # ---- models: the frozen teacher (not prepared: it has no gradients or optimiser state) and the student
     teacher = load_teacher(args.teacher).to(accelerator.device)
@@ -195,7 +185,7 @@ def main(args: argparse.Namespace) -> Path | None:
     optimizer_d = torch.optim.Adam(discriminator.parameters(), **adam) if use_gan else None
 
     # ---- schedule (step counts as in the diffusers examples: per process, then x num_processes)
-    max_train_steps = T.max_train_steps_from_args(args, len(train_dataloader), accelerator.num_processes)
+    max_train_steps = T.max_train_steps_from_args(args, num_batches, accelerator.num_processes)
     scheduler_g = T.lr_scheduler_from_args(args, optimizer_g, max_train_steps, accelerator.num_processes)
     scheduler_d = T.lr_scheduler_from_args(args, optimizer_d, max_train_steps, accelerator.num_processes) if use_gan else None
 
@@ -216,7 +206,8 @@ def main(args: argparse.Namespace) -> Path | None:
     # The student step runs D unwrapped with its parameters frozen (see train/pix2pix.py).
     discriminator_raw = T.unwrap(discriminator, accelerator) if use_gan else None
 
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    batches_per_epoch = len(train_dataloader) if train_dataloader is not None else num_batches // accelerator.num_processes
+    steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
     T.init_trackers(accelerator, args, f"distill-{args.direction}")
@@ -265,7 +256,9 @@ def main(args: argparse.Namespace) -> Path | None:
         for epoch in range(resume.first_epoch, num_epochs):
             if loop.should_stop:
                 break
-            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume):
+            for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume, args.train_batch_size):
+                if line_drawings is not None:
+                    batch = line_drawings(batch)
                 cond, real = (batch["photo"], batch["sketch"]) if photo2sketch else (batch["sketch"], batch["photo"])
                 if args.channels_last:
                     cond = cond.contiguous(memory_format=torch.channels_last)
@@ -337,7 +330,7 @@ def _model_card_kwargs(args, class_name: str, gen_kwargs: dict, repo_id: str | N
         title=f"photosketch distilled {source} → {target} ({args.generator})",
         summary=f"A small, fast {source} → {target} face generator distilled from `{args.teacher}`.",
         method=f"Distillation (GAN Compression, Li et al. 2020) from the teacher `{args.teacher}`, trained with `train/distill.py`:",
-        data=f"`{Path(args.data_dir).resolve().name}` ({n_pairs} training pairs) and the teacher's outputs on them",
+        data=f"`{Path(args.data_pack or args.data_dir).resolve().name}` ({n_pairs} training pairs) and the teacher's outputs on them",
         loss=" + ".join(terms), steps=steps, class_name=class_name, gen_kwargs=gen_kwargs, repo_id=repo_id,
     )
 

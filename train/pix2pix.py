@@ -38,9 +38,8 @@ import torch.nn.functional as F  # noqa: E402
 from accelerate.logging import get_logger  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
-from photosketch.data import SKETCH_SOURCES, PairedDataset  # noqa: E402
+from photosketch.data import SKETCH_SOURCES  # noqa: E402
 from photosketch.models import MultiscaleDiscriminator, PatchDiscriminator  # noqa: E402
-from photosketch.packed import PackAugment, PackedPairs, pack_info  # noqa: E402
 
 logger = get_logger(__name__)
 
@@ -75,52 +74,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     T.check_common_args(parser, args)
-    if args.data_pack and args.data_dir:
-        parser.error("give either --data_dir or --data_pack, not both")
-    if args.data_pack and args.face_crop:
-        parser.error("--data_pack holds pairs already cropped: --face_crop needs --data_dir")
     if args.num_scales_d < 1:
         parser.error("--num_scales_d must be >= 1")
     if args.lambda_feature_matching and args.gan_weight <= 0:
         parser.error("--lambda_feature_matching needs the discriminator (--gan_weight > 0)")
-    try:  # list the data now: a bad --data_dir is a one-line usage error, not a traceback mid-run
-        if args.data_pack:
-            info = pack_info(args.data_pack)
-            styles = info["styles"] if info["pairs"].get("train") else []
-            if not info["pairs"].get("train"):
-                raise ValueError("the pack has no training pairs")
-        else:
-            ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
-                               augment=False, sketch_source=args.sketch_source)
-            styles = sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs))
-        if args.style_conditioning and (not styles or "" in styles):
-            raise ValueError("--style_conditioning needs a style for every training pair (styles.csv: name,style)")
-    except (FileNotFoundError, ValueError) as exc:
-        parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: {exc}")
+    styles = T.check_paired_data(parser, args)
+    if args.style_conditioning and (not styles or "" in styles):
+        parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: --style_conditioning needs a style for every "
+                     "training pair (styles.csv: name,style)")
     args.command = T.format_command(sys.argv[1:] if argv is None else argv, "train/pix2pix.py")
     return args
 
 
 def _validation_batch(args) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
-    """(inputs, targets, styles, source): the first --num_validation_images pairs of DIR/val (or the
-    pack's val split), else of the training pairs, unaugmented (DIR/test is never shown)."""
-    if args.data_pack:
-        split = "val" if pack_info(args.data_pack)["pairs"].get("val") else "train"
-        first = PackedPairs(args.data_pack, split, sketch_channels=args.sketch_channels, augment=None).first(args.num_validation_images)
-        photos, sketches, styles, source = first["photo"], first["sketch"], first["style"], f"{args.data_pack} ({split})"
-        if args.sketch_source == "lines":  # as PairedDataset's validation images: line drawings of the photos
-            from photosketch.classical import LineDrawing
-
-            with torch.no_grad():
-                sketches = LineDrawing().eval()(photos)
-    else:
-        photos, sketches, source = T.validation_images(
-            args.num_validation_images, resolution=args.resolution, sketch_channels=args.sketch_channels, seed=args.seed,
-            data_dir=args.data_dir, paired=True, sketch_source=args.sketch_source,
-        )
-        split = T.validation_split(args.data_dir)
-        ds = PairedDataset(args.data_dir, split=split, augment=False)
-        styles = [ds.styles.get(p.stem, "") for p, _ in ds.pairs[: len(photos)]]
+    """(inputs, targets, styles, source) for the validation grids (``training.paired_validation``)."""
+    photos, sketches, styles, source = T.paired_validation(args)
     if args.direction == "photo2sketch":
         return photos, sketches, styles, source
     return sketches, photos, styles, source
@@ -134,30 +102,11 @@ def main(args: argparse.Namespace) -> Path | None:
     # ---- data
     photo2sketch = args.direction == "photo2sketch"
     in_ch, out_ch = (PHOTO_CHANNELS, args.sketch_channels) if photo2sketch else (args.sketch_channels, PHOTO_CHANNELS)
-    if args.data_pack:  # decoded once into device memory; batches are made and augmented there
-        train_dataset = PackedPairs(args.data_pack, "train", device=accelerator.device, sketch_channels=args.sketch_channels,
-                                    augment=PackAugment() if args.augment else None, seed=args.seed)
-        train_dataloader = None
-        num_batches = train_dataset.num_batches(args.train_batch_size, accelerator.num_processes) * accelerator.num_processes
-        styles = train_dataset.style_names
-    else:
-        train_dataset = PairedDataset(
-            args.data_dir, split="train", resolution=args.resolution, photo_channels=PHOTO_CHANNELS,
-            sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
-            face_crop=args.face_crop, seed=args.seed,
-        )
-        train_dataloader = T.make_train_dataloader(train_dataset, args, accelerator.num_processes)
-        num_batches = len(train_dataloader)
-        styles = sorted(set(train_dataset.styles.get(p.stem, "") for p, _ in train_dataset.pairs))
+    # --data_pack: decoded once into device memory, batches made and augmented there; else --data_dir.
+    train_dataset, train_dataloader, num_batches, styles = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
     styles = styles if args.style_conditioning else []
     val_inputs, val_targets, val_styles, val_source = _validation_batch(args)
-    # --sketch_source lines / mixed with a pack: line drawings of the (augmented) photos, drawn on the
-    # device by the same classical LineDrawing that PairedDataset uses on the CPU.
-    line_drawer = None
-    if args.data_pack and args.sketch_source != "real":
-        from photosketch.classical import LineDrawing
-
-        line_drawer = LineDrawing().to(accelerator.device).eval()
+    line_drawings = T.PackLineDrawings.for_args(args, accelerator.device)  # --data_pack with lines / mixed
 
     # ---- models
     gen_kwargs = T.generator_kwargs(args, in_ch, out_ch, styles)
@@ -247,11 +196,8 @@ def main(args: argparse.Namespace) -> Path | None:
             if loop.should_stop:
                 break
             for batch in T.epoch_batches(accelerator, train_dataloader, train_dataset, epoch, resume, args.train_batch_size):
-                if line_drawer is not None:  # --data_pack with --sketch_source lines / mixed
-                    with torch.no_grad():
-                        lines = line_drawer(batch["photo"])
-                    use = batch["coin"] < (1.0 if args.sketch_source == "lines" else 0.5)
-                    batch["sketch"] = torch.where(use[:, None, None, None], lines, batch["sketch"])
+                if line_drawings is not None:
+                    batch = line_drawings(batch)
                 cond, real = (batch["photo"], batch["sketch"]) if photo2sketch else (batch["sketch"], batch["photo"])
                 w = style_weights(batch["style"], cond.device)
                 if args.channels_last:
