@@ -189,6 +189,17 @@ def _payload_paths(payload: Any) -> list[str]:
     return paths
 
 
+def _decode_reason(exc: Exception, paths: list[str]) -> str:
+    """Why a decoder failed, in the words ``load_image`` uses for the photo endpoint (the same file gets
+    the same explanation on both tabs), with the server's temporary paths reduced to file names."""
+    text = str(exc)
+    if "truncated" in text.lower():
+        return "the file is truncated (an incomplete upload or download?)"
+    for path in paths:
+        text = text.replace(path, Path(path).name)
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
+
+
 def guard_uploads(component: gr.components.Component, what: str) -> gr.components.Component:
     """Make ``component`` reject unreadable or oversized uploads with a human ``gr.Error``.
 
@@ -208,7 +219,8 @@ def guard_uploads(component: gr.components.Component, what: str) -> gr.component
             raise
         except Exception as exc:  # noqa: BLE001 - anything gradio's decoder throws is "unreadable"
             logger.info("upload rejected: %s: %s", type(exc).__name__, exc)
-            raise UserError(f"The {what} could not be read ({type(exc).__name__}); please upload a PNG, JPEG or WebP picture.") from None
+            raise UserError(f"The {what} could not be read: {_decode_reason(exc, _payload_paths(payload))}; "
+                            "please upload a PNG, JPEG or WebP picture.") from None
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component

@@ -141,6 +141,9 @@ def test_missing_inputs(server, files):
         client.predict(_pad(files["text"]), "sketch2photo", api_name="/sketch_to_photo")
     with pytest.raises(AppError, match="MP limit"):
         client.predict(_pad(files["bomb"]), "sketch2photo", api_name="/sketch_to_photo")
+    # A truncated sketch is named as such, as on the photo tab (not just "could not be read").
+    with pytest.raises(AppError, match="truncated"):
+        client.predict(_pad(files["truncated"]), "sketch2photo", api_name="/sketch_to_photo")
 
 
 def test_large_and_animated_uploads_are_handled(server, files):
