@@ -25,9 +25,7 @@ from .image import ImageLoadError, load_image, pil_to_tensor, to_mode
 
 logger = logging.getLogger(__name__)
 
-#: The sketch styles of the bundled data sets (``scripts/prepare_data.py`` writes them to styles.csv):
-#: FS2K's three artists (its pairs.csv style 0, 1, 2) and the CUFS sketches.
-STYLES = ("fs2k-1", "fs2k-2", "fs2k-3", "cufs")
+#: Each split folder's pair -> sketch style file (``scripts/prepare_data.py`` writes it).
 STYLES_FILE = "styles.csv"
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
@@ -295,6 +293,11 @@ class PairedDataset(_ImageDataset):
         else:
             self.pairs = list(find_pairs(root, split))
         self.styles = read_styles(base / STYLES_FILE) if (base / STYLES_FILE).is_file() else {}
+
+    @property
+    def style_names(self) -> list[str]:
+        """The distinct styles of the pairs, sorted (``""`` among them when some pair has none)."""
+        return sorted(set(self.styles.get(p.stem, "") for p, _ in self.pairs))
 
     def __getstate__(self):
         # DataLoader workers get a copy of the dataset; OpenCV's cascade does not pickle.

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from . import metrics
-from .data import find_pairs, split_root
+from .data import find_pairs, read_styles, split_root
 from .image import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil, to_mode
 from .pipeline import working_size
 
@@ -147,13 +147,6 @@ def _lpips_entry(paths: Sequence[str] | None) -> tuple[object, str | None]:
 # --------------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------------
-
-def read_styles_csv(path: str | os.PathLike) -> dict[str, str]:
-    """``name,style`` rows -> {file stem: style} (:func:`photosketch.data.read_styles`)."""
-    from .data import read_styles
-
-    return read_styles(path)
-
 
 def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels: int, style: str | None = None) -> Image.Image:
     img = to_mode(image, channels)
@@ -351,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     styles_csv = args.styles_csv or (str(base / "styles.csv") if (base / "styles.csv").is_file() else None)
     if styles_csv:
         try:
-            styles = read_styles_csv(styles_csv)
+            styles = read_styles(styles_csv)
         except (OSError, ValueError) as exc:
             return _fail(str(exc))
 

@@ -30,6 +30,7 @@ __all__ = [
     "pil_to_tensor",
     "resize_tensor",
     "tensor_to_pil",
+    "uint8_to_tensor",
     "to_mode",
 ]
 
@@ -158,14 +159,19 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
+def uint8_to_tensor(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (any shape, any device) -> float32 in [-1, 1]."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
 def pil_to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
     """PIL image -> float tensor (C, H, W) in [-1, 1]."""
-    arr = np.asarray(to_mode(img, channels), dtype=np.float32)
+    arr = np.asarray(to_mode(img, channels))
     if arr.ndim == 2:
         arr = arr[None]
     else:
         arr = arr.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(arr)).div_(127.5).sub_(1.0)
+    return uint8_to_tensor(torch.from_numpy(np.ascontiguousarray(arr)))
 
 
 def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:

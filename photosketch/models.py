@@ -119,13 +119,12 @@ class PhotoSketchModel(
     #: Named styles the model draws (e.g. ``("fs2k-1", "fs2k-2", "fs2k-3", "cufs")``); empty: one style.
     styles: tuple[str, ...] = ()
 
-    def _set_styles(self, styles: Sequence[str] | None) -> int:
-        """Record the style names; returns how many input channels they add (one plane per style)."""
+    def _set_styles(self, styles: Sequence[str] | None) -> None:
+        """Record the style names (before the layers are built: :meth:`_norm` reads them)."""
         names = tuple(str(s) for s in (styles or ()))
         if any(not n for n in names) or len(set(names)) != len(names):
             raise ValueError(f"styles must be distinct, non-empty names; got {list(names)}")
         self.styles = names
-        return len(names)
 
     def style_index(self, style: str | int) -> int:
         """The position of ``style`` (a name or an index) in :attr:`styles`; a one-line ``ValueError`` otherwise."""

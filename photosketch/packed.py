@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .data import find_pairs, read_styles, split_root, square_crop_resize
-from .image import load_image, to_mode
+from .image import load_image, to_mode, uint8_to_tensor
 
 __all__ = ["PACK_FORMAT", "PackAugment", "PackedPairs", "augment_pairs", "pack_info", "write_pack"]
 
@@ -103,18 +103,16 @@ def pack_info(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such pack file")
-    try:
+    try:  # safetensors raises its own error types for a file that is no safetensors
         with safe_open(str(path), "np") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != PACK_FORMAT:
-                raise ValueError(f"{path}: not a photosketch pack (format {meta.get('format')!r}, expected {PACK_FORMAT!r})")
-            splits, split_of = json.loads(meta["splits"]), f.get_tensor("splits")
-    except (OSError, KeyError, json.JSONDecodeError) as exc:  # safetensors raises its own errors for a bad header
-        raise ValueError(f"{path}: not a readable photosketch pack ({exc})") from exc
+            is_pack = meta.get("format") == PACK_FORMAT
+            if is_pack:
+                splits, split_of = json.loads(meta["splits"]), f.get_tensor("splits")
     except Exception as exc:
-        if isinstance(exc, ValueError):
-            raise
         raise ValueError(f"{path}: not a readable photosketch pack ({exc})") from exc
+    if not is_pack:
+        raise ValueError(f"{path}: not a photosketch pack (format {meta.get('format')!r}, expected {PACK_FORMAT!r})")
     return {"resolution": int(meta["resolution"]), "styles": json.loads(meta["styles"]),
             "pairs": {s: int((split_of == i).sum()) for i, s in enumerate(splits)}}
 
@@ -204,13 +202,12 @@ class PackedPairs:
         if not info["pairs"].get(split):
             raise ValueError(f"{path}: no pairs in split {split!r}; it has {info['pairs']}")
         with safe_open(str(path), "np") as f:
-            meta = f.metadata()
-        splits = json.loads(meta["splits"])
+            names = json.loads(f.metadata()["names"])
         t = load_file(str(path))
-        indices = np.flatnonzero(t["splits"] == splits.index(split))
-        self.resolution = int(meta["resolution"])
-        self.style_names: list[str] = json.loads(meta["styles"])
-        self.names = [json.loads(meta["names"])[i] for i in indices]
+        indices = np.flatnonzero(t["splits"] == list(info["pairs"]).index(split))  # pack_info keeps the split order
+        self.resolution = info["resolution"]
+        self.style_names: list[str] = info["styles"]
+        self.names = [names[i] for i in indices]
         photos = _decode(t["photos"], t["photo_offsets"], indices, "RGB" if photo_channels == 3 else "L")
         sketches = _decode(t["sketches"], t["sketch_offsets"], indices, "L" if sketch_channels == 1 else "RGB")
         self.device = torch.device(device)
@@ -231,8 +228,7 @@ class PackedPairs:
         return [self.style_names[i] if i >= 0 else "" for i in self.styles[indices].tolist()]
 
     def _tensors(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        to_float = lambda u8: u8.float().div_(127.5).sub_(1)  # noqa: E731 - the project's [-1, 1] convention
-        return to_float(self.photos[idx]), to_float(self.sketches[idx])
+        return uint8_to_tensor(self.photos[idx]), uint8_to_tensor(self.sketches[idx])
 
     def batches(self, epoch: int, batch_size: int, *, num_processes: int = 1, process_index: int = 0, skip: int = 0):
         """The batches of ``epoch`` for this process, from batch ``skip`` on (resuming mid-epoch).

@@ -152,8 +152,7 @@ class PhotoSketchPipeline:
         """``style`` when the model draws it; else a one-line ``ValueError`` listing the valid ones."""
         if not self.styles:
             raise ValueError(f"{type(self.model).__name__} has one style; style={style!r} does not apply")
-        if style not in self.styles:
-            raise ValueError(f"unknown style {style!r}; choose one of: {', '.join(self.styles)}")
+        self.model.style_index(style)  # PhotoSketchModel's one-line error listing the valid names
         return style
 
     @classmethod

@@ -627,22 +627,20 @@ def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace)
             if not info["pairs"].get("train"):
                 raise ValueError("the pack has no training pairs")
             return list(info["styles"])
-        ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
-                           augment=False, sketch_source=args.sketch_source)
-        return sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs))
+        return PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
+                             augment=False, sketch_source=args.sketch_source).style_names
     except (FileNotFoundError, ValueError) as exc:
         parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: {exc}")
 
 
 class PairedTrainData(NamedTuple):
     """A paired trainer's training data: the dataset (a folder's ``PairedDataset`` or a ``PackedPairs``
-    on the device), its ``DataLoader`` (None for a pack: it batches itself), the number of batches per
-    epoch over all processes (before ``prepare``), and the style names of the pairs."""
+    on the device; both list their pairs' styles as ``style_names``), its ``DataLoader`` (None for a
+    pack: it batches itself) and the number of batches per epoch over all processes (before ``prepare``)."""
 
     dataset: Any
     dataloader: Any
     num_batches: int
-    styles: list[str]
 
 
 def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int = 3) -> PairedTrainData:
@@ -654,12 +652,12 @@ def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int
         ds = PackedPairs(args.data_pack, "train", device=accelerator.device, sketch_channels=args.sketch_channels,
                          augment=PackAugment() if args.augment else None, seed=args.seed)
         n = ds.num_batches(args.train_batch_size, accelerator.num_processes) * accelerator.num_processes
-        return PairedTrainData(ds, None, n, list(ds.style_names))
+        return PairedTrainData(ds, None, n)
     ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, photo_channels=photo_channels,
                        sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
                        face_crop=args.face_crop, seed=args.seed)
     loader = make_train_dataloader(ds, args, accelerator.num_processes)
-    return PairedTrainData(ds, loader, len(loader), sorted(set(ds.styles.get(p.stem, "") for p, _ in ds.pairs)))
+    return PairedTrainData(ds, loader, len(loader))
 
 
 def paired_validation(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:

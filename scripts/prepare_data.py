@@ -9,7 +9,7 @@ reads each set's ``pairs.csv`` (see ../shared/data/README.md) and writes
     OUT/combined/{train,val}/...                            FS2K + CUFS training data together
     OUT/*/{train,val,test}/styles.csv                       each pair's sketch style (see below)
 
-Style names (``photosketch.data.STYLES``): FS2K's three artist styles are ``fs2k-1``, ``fs2k-2``,
+Style names: FS2K's three artist styles are ``fs2k-1``, ``fs2k-2``,
 ``fs2k-3`` (``pairs.csv`` style 0, 1, 2), every CUFS sketch is ``cufs``. The trainers read
 ``styles.csv`` to train style-conditioned models (``--style_conditioning``).
 

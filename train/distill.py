@@ -155,7 +155,7 @@ def main(args: argparse.Namespace) -> Path | None:
     photo2sketch = args.direction == "photo2sketch"
     in_ch, out_ch = (PHOTO_CHANNELS, args.sketch_channels) if photo2sketch else (args.sketch_channels, PHOTO_CHANNELS)
     # --data_pack: decoded once into device memory, batches made and augmented there; else --data_dir.
-    train_dataset, train_dataloader, num_batches, _ = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
+    train_dataset, train_dataloader, num_batches = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
     photos, sketches, _, val_source = T.paired_validation(args)
     val_inputs, val_targets = (photos, sketches) if photo2sketch else (sketches, photos)
     line_drawings = T.PackLineDrawings.for_args(args, accelerator.device)  # --data_pack with lines / mixed

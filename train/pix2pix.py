@@ -103,8 +103,8 @@ def main(args: argparse.Namespace) -> Path | None:
     photo2sketch = args.direction == "photo2sketch"
     in_ch, out_ch = (PHOTO_CHANNELS, args.sketch_channels) if photo2sketch else (args.sketch_channels, PHOTO_CHANNELS)
     # --data_pack: decoded once into device memory, batches made and augmented there; else --data_dir.
-    train_dataset, train_dataloader, num_batches, styles = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
-    styles = styles if args.style_conditioning else []
+    train_dataset, train_dataloader, num_batches = T.paired_train_data(args, accelerator, PHOTO_CHANNELS)
+    styles = list(train_dataset.style_names) if args.style_conditioning else []
     val_inputs, val_targets, val_styles, val_source = _validation_batch(args)
     line_drawings = T.PackLineDrawings.for_args(args, accelerator.device)  # --data_pack with lines / mixed
 
