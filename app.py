@@ -34,6 +34,8 @@ from PIL import Image, UnidentifiedImageError
 
 from photosketch.face import FaceDetector
 from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model, model_styles
+from photosketch.image import MAX_PIXELS as MAX_PIXELS_ACCEPTED
+from photosketch.image import MIN_SIDE as MIN_SIDE_ACCEPTED
 from photosketch.image import ImageLoadError, load_image
 from photosketch.pipeline import PhotoSketchPipeline, default_style
 
@@ -49,13 +51,14 @@ class UserError(gr.Error):
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 
-#: Uploads above this many pixels are refused before they are decoded (memory stays bounded).
-REFUSE_PIXELS = 50_000_000
-#: Uploads above either limit are downscaled (with a warning) before processing.
+#: Uploads outside the library's one size limit (photosketch.image.MIN_SIDE / MAX_PIXELS, the same for the
+#: CLI and the Python API) are refused before they are decoded, so memory stays bounded.
+REFUSE_PIXELS = MAX_PIXELS_ACCEPTED
+MIN_SIDE = MIN_SIDE_ACCEPTED
+#: Accepted uploads above either of these are downscaled (with a warning) before processing: the models
+#: work at 256 px, so 20 MP only costs the Space's 2 vCPUs time.
 MAX_SIDE = 4096
 MAX_PIXELS = 20_000_000
-#: Smaller than this on either side is not a picture of a face.
-MIN_SIDE = 16
 #: Webcam frames are sketched at this longer side (live mode favours speed over detail).
 LIVE_SIDE = 320
 #: Frames per second the browser sends in live mode; benchmarks/stream.py checks the handler keeps up.
@@ -86,7 +89,7 @@ def _human_size(w: int, h: int) -> str:
 
 
 def check_dimensions(w: int, h: int, name: str = "The image") -> None:
-    """Refuse images that are too small to be a face or too large to decode safely."""
+    """Refuse images outside the library's limits (:func:`photosketch.image.check_size`), in the app's words."""
     if w < MIN_SIDE or h < MIN_SIDE:
         raise UserError(f"{name} is only {w}×{h} px; please upload a picture at least {MIN_SIDE}×{MIN_SIDE} px.")
     if w * h > REFUSE_PIXELS:
@@ -454,7 +457,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     )
                     p_model = gr.Dropdown(
                         _model_choices(app.photo_models), value=photo_default, label="Model / style",
-                        elem_id="photo-model",
+                        elem_id="photo-model", elem_classes="model-dropdown",
                     )
                     with gr.Row():
                         face_crop = gr.Checkbox(value=True, label="Crop to the face")
@@ -490,7 +493,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                             f"{LIVE_SIDE} px for speed. Crop and line strength follow the settings above.")
                 live_model = gr.Dropdown(
                     _model_choices(app.photo_models), value=live_default, label="Live model",
-                    info="photo2sketch-fast is distilled for real time", elem_id="live-model",
+                    info="photo2sketch-fast is distilled for real time", elem_id="live-model", elem_classes="model-dropdown",
                 )
                 with gr.Row():
                     cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam")
@@ -525,7 +528,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     )
                     s_model = gr.Dropdown(
                         _model_choices(app.sketch_models), value=sketch_default, label="Model",
-                        interactive=bool(app.sketch_models), elem_id="sketch-model",
+                        interactive=bool(app.sketch_models), elem_id="sketch-model", elem_classes="model-dropdown",
                     )
                     with gr.Row():
                         live = gr.Checkbox(value=False, label="Update while drawing")
@@ -592,9 +595,19 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
     return demo
 
 
+#: Long model names ("photo2sketch-fast (real-time)") ran under the dropdown's arrow on a phone: let the
+#: text shrink beside the arrow and end in an ellipsis instead.
+CSS = """
+.model-dropdown .secondary-wrap { display: flex; align-items: center; }
+.model-dropdown .secondary-wrap input { flex: 1 1 0; min-width: 0; width: auto; overflow: hidden;
+                                        text-overflow: ellipsis; white-space: nowrap; }
+.model-dropdown .icon-wrap { position: static; flex: none; }
+"""
+
+
 def launch_kwargs() -> dict[str, Any]:
     """Settings shared by ``python app.py``, the tests and the load benchmark."""
-    return {"max_file_size": MAX_FILE_SIZE, "show_error": False}
+    return {"max_file_size": MAX_FILE_SIZE, "show_error": False, "css": CSS}
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -12,13 +12,14 @@ by extension (FS2K's sketch2 files are PNG data named .jpg).
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .image import ImageLoadError, load_image, pil_to_tensor, to_mode
@@ -75,6 +76,42 @@ def find_pairs(root: str | Path, split: str | None = None) -> list[tuple[Path, P
     if unmatched:
         logger.warning("%s: %d photos have no sketch with the same name and are skipped", base, unmatched)
     return pairs
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_once(message: str) -> None:
+    # A trainer builds several datasets on one folder (training, validation): say it once.
+    logger.warning(message)
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` opens as an image (header only: cheap; a truncated body is caught when loaded)."""
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        return False
+
+
+def drop_unreadable(items: list, paths, what: str, where: str | Path) -> list:
+    """``items`` whose files (``paths(item)``, one or several) all open as images.
+
+    Logs how many were found and how many are skipped (naming a few), so a count of training pairs is
+    never silently smaller than the folder: "10 pairs found, 1 skipped (unreadable: 3.png)".
+    """
+    kept, bad = [], []
+    for item in items:
+        unreadable = [p.name for p in paths(item) if p is not None and not _readable(p)]
+        if unreadable:
+            bad.append(", ".join(unreadable))
+        else:
+            kept.append(item)
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        _warn_once(f"{where}: {len(items)} {what} found, {len(bad)} skipped (unreadable: {'; '.join(bad[:5])}{more})")
+    if not kept:
+        raise ValueError(f"{where}: none of the {len(items)} {what} could be read")
+    return kept
 
 
 def read_styles(path: str | os.PathLike) -> dict[str, str]:
@@ -289,9 +326,10 @@ class PairedDataset(_ImageDataset):
             photos = list_images(base / PHOTO_DIR)
             if not photos:
                 raise FileNotFoundError(f"{base / PHOTO_DIR}: no images")
-            self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in photos]
+            pairs: list[tuple[Path, Path | None]] = [(p, None) for p in photos]
         else:
-            self.pairs = list(find_pairs(root, split))
+            pairs = list(find_pairs(root, split))
+        self.pairs = drop_unreadable(pairs, lambda pair: pair, "pairs", base)
         self.styles = read_styles(base / STYLES_FILE) if (base / STYLES_FILE).is_file() else {}
 
     @property
@@ -353,6 +391,8 @@ class UnpairedDataset(_ImageDataset):
         for folder, files in ((photo_dir, self.photos), (sketch_dir, self.sketches)):
             if not files:
                 raise FileNotFoundError(f"{folder}: no images")
+        self.photos = drop_unreadable(self.photos, lambda p: (p,), "photos", photo_dir)
+        self.sketches = drop_unreadable(self.sketches, lambda p: (p,), "sketches", sketch_dir)
 
     def _n_items(self) -> int:
         return max(len(self.photos), len(self.sketches))

@@ -26,6 +26,9 @@ ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 __all__ = [
     "ImageInput",
     "ImageLoadError",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "check_size",
     "load_image",
     "pil_to_tensor",
     "resize_tensor",
@@ -34,9 +37,27 @@ __all__ = [
     "to_mode",
 ]
 
-#: Refuse inputs above this many pixels before decoding them (a decompression bomb guard that
-#: raises a clear error instead of PIL's warning or an out-of-memory kill).
-MAX_PIXELS = 80_000_000
+#: The one size limit of the library, the CLI and the app. Inputs above this many pixels are refused
+#: before they are decoded (a decompression bomb guard: a clear error instead of PIL's warning or an
+#: out-of-memory kill; 50 MP is already a 8660x5773 photo).
+MAX_PIXELS = 50_000_000
+#: Smaller than this on either side is not a picture of a face (and leaves nothing to draw).
+MIN_SIDE = 16
+
+
+def check_size(width: int, height: int, name: str = "image") -> None:
+    """Refuse a ``width`` x ``height`` image outside the limits, with a message fit to show a user.
+
+    Raises:
+        ImageLoadError: below :data:`MIN_SIDE` px on a side, or above :data:`MAX_PIXELS` pixels.
+    """
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name}: image is empty")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageLoadError(f"{name}: image is only {width}x{height} px, below the {MIN_SIDE}x{MIN_SIDE} px minimum")
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(f"{name}: image is {width}x{height} px ({width * height / 1e6:.1f} MP), "
+                             f"above the {MAX_PIXELS // 1_000_000} MP limit")
 
 
 class ImageLoadError(ValueError):
@@ -62,6 +83,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
         raise ImageLoadError(f"expected an HxW, HxWx3 or HxWx4 array; got shape {arr.shape}")
     if arr.size == 0:
         raise ImageLoadError("empty image array")
+    check_size(arr.shape[1], arr.shape[0], "image array")
     if arr.dtype == np.uint8:
         pass
     elif arr.dtype == np.uint16:
@@ -124,8 +146,7 @@ def load_image(image: ImageInput) -> Image.Image:
     else:
         raise ImageLoadError(f"cannot read an image from {type(image).__name__}")
     name = getattr(img, "filename", "") or "image"
-    if img.width < 1 or img.height < 1:
-        raise ImageLoadError(f"{name}: image is empty")
+    check_size(img.width, img.height, name)
     try:
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)  # animated GIF/WebP/TIFF: use the first frame
@@ -139,8 +160,7 @@ def load_image(image: ImageInput) -> Image.Image:
 def _open(fp, name: str) -> Image.Image:
     try:
         img = Image.open(fp)
-        if img.width * img.height > MAX_PIXELS:
-            raise ImageLoadError(f"{name}: image is {img.width}x{img.height}, above the {MAX_PIXELS // 1_000_000} MP limit")
+        check_size(img.width, img.height, name)  # from the header, before decoding the pixels
         img.load()  # decode now so a truncated file fails here, not later
         return img
     except ImageLoadError:

@@ -180,3 +180,28 @@ def test_example_replaces_the_drawing(page):
     page.click("#sketch-button")
     page.wait_for_function(f"() => {{ const s = ({src})(); return s && s !== {first!r}; }}")
     assert page.evaluate(src) != first  # results are stored by content hash: same input, same URL
+
+
+def test_model_dropdown_fits_a_phone_screen(browser, url):
+    """At phone width the longest model name stays clear of the dropdown's arrow (ellipsis, no overlap)."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#photo-model input")
+        for elem in ("#photo-model", "#sketch-model"):
+            if elem == "#sketch-model":
+                page.get_by_role("tab", name="Sketch → Photo").click()
+                page.wait_for_selector("#sketch-model input")
+            box = page.eval_on_selector(elem, """el => {
+                const input = el.querySelector('input'), icon = el.querySelector('.icon-wrap, svg');
+                const r = input.getBoundingClientRect(), a = icon.getBoundingClientRect();
+                return {input_right: r.right, icon_left: a.left, scroll: input.scrollWidth, client: input.clientWidth,
+                        overflow: getComputedStyle(input).textOverflow};
+            }""")
+            assert box["input_right"] <= box["icon_left"] + 1, box
+            assert box["scroll"] <= box["client"] or box["overflow"] == "ellipsis", box
+        _screenshot(page, "phone-dropdown")
+    finally:
+        context.close()

@@ -62,16 +62,23 @@ def test_pair_gets_the_same_geometric_augmentation():
 
 def test_bad_file_skipped_with_warning_and_all_bad_raises(tmp_path, caplog):
     make_pairs(tmp_path, n=3)
-    (tmp_path / "photos" / "1.png").write_bytes(b"garbage")
+    # A truncated file has a valid header, so it is only found out when loaded, mid-epoch.
+    good = (tmp_path / "photos" / "1.png").read_bytes()
+    (tmp_path / "photos" / "1.png").write_bytes(good[: len(good) // 2])
     ds = PairedDataset(tmp_path, resolution=32)
+    assert len(ds) == 3
     with caplog.at_level(logging.WARNING, logger="photosketch.data"):
         item = ds[1]
     assert item["name"] == "2"  # replaced by the next readable pair
     assert any("1.png" in r.getMessage() for r in caplog.records)
     for i in (0, 2):
-        (tmp_path / "photos" / f"{i}.png").write_bytes(b"garbage")
+        (tmp_path / "photos" / f"{i}.png").write_bytes(good[:60])
     with pytest.raises(RuntimeError, match="none of the 3"):
         PairedDataset(tmp_path, resolution=32)[0]
+    for i in (0, 1, 2):  # not images at all: dropped when the dataset is built
+        (tmp_path / "photos" / f"{i}.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="none of the 3 pairs could be read"):
+        PairedDataset(tmp_path, resolution=32)
 
 
 def test_empty_or_unmatched_folders_raise_clearly(tmp_path):
@@ -137,3 +144,21 @@ def test_face_crop_keeps_the_pair_aligned(tmp_path, monkeypatch):
 
     assert torch.equal(item["photo"], pil_to_tensor(photo, 3))
     assert torch.allclose(item["sketch"], pil_to_tensor(sketch, 1))
+
+
+def test_unreadable_files_are_counted_found_and_skipped(tmp_path, caplog):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "sketches").mkdir()
+    for i in range(10):
+        make_face((32, 32), seed=i).save(tmp_path / "photos" / f"{i}.png")
+        make_face((32, 32), seed=i).convert("L").save(tmp_path / "sketches" / f"{i}.png")
+    (tmp_path / "photos" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with caplog.at_level("WARNING", logger="photosketch.data"):
+        ds = PairedDataset(tmp_path, resolution=32)
+    assert len(ds) == 9 and "3" not in [p.stem for p, _ in ds.pairs]
+    assert "10 pairs found, 1 skipped (unreadable: 3.png)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="photosketch.data"):
+        unpaired = UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32)
+    assert (len(unpaired.photos), len(unpaired.sketches)) == (9, 10)
+    assert "10 photos found, 1 skipped (unreadable: 3.png)" in caplog.text

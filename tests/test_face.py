@@ -83,7 +83,7 @@ def test_large_photo_is_detected_on_a_downscaled_copy():
     [
         Image.new("RGB", (300, 200), (200, 200, 200)),
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)),
-        Image.new("L", (8, 8), 128),
+        Image.new("L", (16, 16), 128),
     ],
     ids=["flat", "noise", "tiny"],
 )

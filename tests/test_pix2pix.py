@@ -229,7 +229,13 @@ def test_style_conditioning_needs_a_style_for_every_pair(data_dir, capsys):
     assert "needs a style for every training pair" in capsys.readouterr().err
 
 
-def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path):
+def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path, monkeypatch):
+    import itertools
+    import time
+
+    # A clock that moves 0.5 s per reading: the budget logic sees the same run however busy the machine is.
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "monotonic", lambda: 0.5 * next(ticks))
     out = tmp_path / "run"
     run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "0.05", "--checkpointing_steps", "0")
     assert (out / "photo2sketch" / "model.safetensors").is_file()

@@ -43,3 +43,11 @@ def test_sdk_version_is_the_tested_gradio(meta):
     pinned = [line.split("==", 1)[1].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
               if line.strip().startswith("gradio==")]
     assert pinned == [str(meta["sdk_version"])]
+
+
+def test_requirements_install_the_cpu_torch_by_default():
+    """requirements.txt points pip at PyTorch's CPU index, so the README's command does not pull CUDA."""
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    assert any(line.startswith("torch==") for line in lines)
+
