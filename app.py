@@ -346,14 +346,22 @@ class SketchApp:
         img = sketch_image(sketch)
         return save_png(pipe(img, face_crop=False), self.output_dir)
 
-    def live_photo(self, sketch: dict | None, model: str | None, live: bool):
-        """A tick of the live-drawing timer: regenerate only when live mode is on and there is a drawing."""
+    def live_photo(self, sketch: dict | None, model: str | None, live: bool, last: str | None = None):
+        """A tick of the live-drawing timer -> (photo, key of what was drawn).
+
+        Regenerates only when live mode is on, there is a drawing, and the drawing or the model changed
+        since the last tick (``last``, kept per visitor in a ``gr.State``): an idle canvas costs no model run.
+        """
         if not live or not self.sketch_models:
-            return gr.skip()
+            return gr.skip(), gr.skip()
         try:
-            return self.sketch_to_photo(sketch, model)
+            img = sketch_image(sketch)
         except gr.Error:
-            return gr.skip()  # an empty canvas while drawing is not an error worth a pop-up
+            return gr.skip(), gr.skip()  # an empty canvas while drawing is not an error worth a pop-up
+        key = hashlib.sha256(f"{model}|{img.size}".encode() + img.tobytes()).hexdigest()
+        if key == last:
+            return gr.skip(), gr.skip()
+        return self.sketch_to_photo(img, model), key
 
 
 def sketch_image(value: dict | str | Image.Image | None) -> Image.Image:
@@ -585,8 +593,9 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         # drawing. The timer runs only while the box is ticked; a tick waits for the previous one.
         live_timer = gr.Timer(LIVE_DRAW_EVERY, active=False)
         live.change(lambda on: gr.Timer(active=bool(on)), live, live_timer, api_visibility="private", queue=False)
+        drawn = gr.State(None)  # what the last live update drew from, per visitor
         live_timer.tick(
-            app.live_photo, [pad, s_model, live], [photo_out], api_visibility="private",
+            app.live_photo, [pad, s_model, live, drawn], [photo_out, drawn], api_visibility="private",
             trigger_mode="once", show_progress="hidden",
         )
 

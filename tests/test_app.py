@@ -202,8 +202,31 @@ def test_live_modes_skip_quietly():
     sketch_app.sketch_models = ["sketch2photo"]
     blank = {"background": None, "layers": [], "composite": Image.new("L", (64, 64), 255)}
     # live mode off, or an empty canvas while drawing: no output change and no pop-up
-    assert isinstance(sketch_app.live_photo(blank, "sketch2photo", False), type(gr.skip()))
+    skip = type(gr.skip())
+    assert all(isinstance(out, skip) for out in sketch_app.live_photo(blank, "sketch2photo", False))
+    assert all(isinstance(out, skip) for out in sketch_app.live_photo(blank, "sketch2photo", True))
     assert sketch_app.live_sketch(None, "xdog", True, 0.5) is None
+
+
+def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
+    runs = []
+
+    class Pipe:
+        def __call__(self, img, face_crop=False):
+            runs.append(img.size)
+            return Image.new("RGB", img.size, (120, 90, 70))
+
+    sketch_app = space.SketchApp(loader=lambda name: Pipe(), output_dir=tmp_path)
+    sketch_app.sketch_models = ["sketch2photo"]
+    drawing = Image.new("L", (64, 64), 255)
+    drawing.paste(0, (10, 10, 30, 12))
+    photo, key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, None)
+    assert Path(photo).is_file() and runs == [(64, 64)]
+    again = sketch_app.live_photo({"composite": drawing.copy()}, "sketch2photo", True, key)
+    assert all(isinstance(out, type(gr.skip())) for out in again) and len(runs) == 1  # unchanged: no run
+    drawing.paste(0, (10, 40, 30, 42))
+    _, new_key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, key)
+    assert new_key != key and len(runs) == 2
 
 
 def test_examples_are_shipped_and_licensed():
