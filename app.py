@@ -75,6 +75,10 @@ QUEUE_SIZE = 32
 CANVAS = (512, 512)
 #: "Update while drawing" sends the drawing at most this often (seconds), one request in flight.
 LIVE_DRAW_EVERY = 1.0
+#: ... and is on by default because one update fits in this budget on 2 vCPUs (benchmarks/stream.py
+#: measures it: the shipped sketch2photo takes ~50 ms for a 512 px canvas).
+LIVE_DRAW_BUDGET_MS = 150
+LIVE_DRAW_DEFAULT = True
 
 #: A drawing counts as empty when no pixel is darker than this (white canvas, eraser marks).
 _INK_LEVEL = 200
@@ -539,7 +543,8 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                         interactive=bool(app.sketch_models), elem_id="sketch-model", elem_classes="model-dropdown",
                     )
                     with gr.Row():
-                        live = gr.Checkbox(value=False, label="Update while drawing")
+                        live = gr.Checkbox(value=LIVE_DRAW_DEFAULT and bool(app.sketch_models), label="Update while drawing",
+                                           elem_id="sketch-live")
                         s_button = gr.Button("Generate", variant="primary", elem_id="sketch-button")
                 with gr.Column():
                     photo_out = gr.Image(
@@ -591,7 +596,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         # editor into "realtime" mode, which uploads the whole canvas on every stroke (71 uploads in 24 s)
         # and keeps the last upload's id, so a Generate after picking an example could send that stale
         # drawing. The timer runs only while the box is ticked; a tick waits for the previous one.
-        live_timer = gr.Timer(LIVE_DRAW_EVERY, active=False)
+        live_timer = gr.Timer(LIVE_DRAW_EVERY, active=bool(live.value))
         live.change(lambda on: gr.Timer(active=bool(on)), live, live_timer, api_visibility="private", queue=False)
         drawn = gr.State(None)  # what the last live update drew from, per visitor
         live_timer.tick(

@@ -1,4 +1,4 @@
-"""Throughput of the Space's live webcam handler: can it keep up with the webcam?
+"""Throughput of the Space's live handlers: can they keep up with the webcam, and with drawing?
 
     python benchmarks/stream.py                                      # 2 threads, 60 frames per row
     python benchmarks/stream.py --models photo2sketch-fast photo2sketch --frames 100 --output stream.json
@@ -15,6 +15,11 @@ websocket are not included.
 
 The stock CycleGAN ResNet-9 (ngf 64, random weights, same 128 px working size as the shipped
 models) is measured in the same run as the reference architecture.
+
+A second table times "Update while drawing" on the Sketch -> Photo tab: ``SketchApp.live_photo`` on a
+512 x 512 sketchpad value that gains one stroke per tick (so the model runs every time) plus the
+output component's PNG ``postprocess``. The app turns that mode on by default only when one update
+fits in ``app.LIVE_DRAW_BUDGET_MS`` (150 ms) on 2 threads.
 """
 
 from __future__ import annotations
@@ -68,6 +73,45 @@ def measure(app, model: str, frames: list[np.ndarray], face_crop: bool, warmup: 
             "sustained_fps": len(times) / sum(times)}
 
 
+def drawing_ticks(n: int, size: int = 512) -> list[dict]:
+    """``n`` sketchpad values: the shipped outline example, one more short stroke in each."""
+    from PIL import Image, ImageDraw
+
+    base = Image.open(_ROOT / "examples" / "outline.png").convert("L").resize((size, size))
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(n):
+        base = base.copy()
+        x, y = (int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
+        ImageDraw.Draw(base).line([(x, y), (x + int(rng.integers(-40, 40)), y + int(rng.integers(-40, 40)))], fill=0, width=6)
+        values.append({"background": None, "layers": [], "composite": base})
+    return values
+
+
+def measure_drawing(app, model: str, ticks: list[dict], warmup: int) -> dict:
+    import gradio as gr
+
+    out = gr.Image(type="filepath", format="png", interactive=False)  # the photo output of app.py
+    times, last = [], None
+    for i, value in enumerate(ticks):
+        t0 = time.perf_counter()
+        photo, last = app.live_photo(value, model, True, last)
+        out.postprocess(photo)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"model": model, "ticks": len(times), "median_ms": 1000 * med, "p90_ms": 1000 * float(np.percentile(times, 90))}
+
+
+def markdown_drawing(meta: dict, rows: list[dict]) -> str:
+    lines = ["", f"## Update while drawing (512x512 sketchpad, {meta['threads']} threads; budget {meta['draw_budget_ms']:g} ms)",
+             "", "| model | backend | ticks | median ms/update | p90 ms | within budget |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['backend']} | {r['ticks']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                     f"{'yes' if r['median_ms'] <= meta['draw_budget_ms'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(meta: dict, rows: list[dict]) -> str:
     ref = {r["face_crop"]: r["median_ms"] for r in rows if r["model"] == REFERENCE}
     lines = [
@@ -104,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"), help="pipeline backend")
     p.add_argument("--target_fps", type=float, default=None, help="default: app.LIVE_FPS, the rate the webcam sends")
     p.add_argument("--no_reference", action="store_true", help="skip the ResNet-9 reference rows")
+    p.add_argument("--sketch_models", nargs="*", default=None,
+                   help="sketch2photo models for the live-drawing table (default: the app's default; none: skip)")
     p.add_argument("--quick", action="store_true", help="a few 160x120 frames, no reference (for tests)")
     p.add_argument("--output", default=None, help="also write the report: .json for records, anything else Markdown")
     return p
@@ -133,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.manual_seed(0)
             ResnetGenerator(sample_size=128).save_pretrained(Path(tmp) / REFERENCE)
         folders = {REFERENCE: str(Path(tmp) / REFERENCE)}
+        sketch_models = [default_model("sketch2photo")] if args.sketch_models is None else args.sketch_models
         app = space.SketchApp(loader=lambda name: PhotoSketchPipeline.from_pretrained(
-            folders.get(name, name), direction="photo2sketch", backend=args.backend))
+            folders.get(name, name), backend=args.backend,
+            direction="sketch2photo" if name in sketch_models else "photo2sketch"))
         names = ([] if args.no_reference else [REFERENCE]) + models
         try:
             for name in names:
@@ -143,18 +191,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                     row["backend"] = app.pipeline(name, "photo2sketch").backend
                     rows.append(row)
                     sys.stderr.write(f"{name} face_crop={face_crop}: {row['median_ms']:.1f} ms/frame\n")
+            drawing_rows = []
+            app.sketch_models = list(sketch_models)
+            ticks = drawing_ticks(args.warmup + args.frames)  # all different: the model runs on each
+            for name in sketch_models:
+                row = measure_drawing(app, name, ticks, args.warmup)
+                row["backend"] = app.pipeline(name, "sketch2photo").backend
+                drawing_rows.append(row)
+                sys.stderr.write(f"{name} live drawing: {row['median_ms']:.1f} ms/update\n")
         except space.UserError as exc:
             sys.stderr.write(f"stream.py: error: {exc}\n")
             return 2
     meta = {"cpu": _cpu_name(), "torch": torch.__version__, "threads": args.threads, "width": args.width,
             "height": args.height, "target_fps": args.target_fps or space.LIVE_FPS, "photo": args.photo or "synthetic",
+            "draw_budget_ms": space.LIVE_DRAW_BUDGET_MS,
             "command": "python benchmarks/stream.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    report = markdown(meta, rows)
+    report = markdown(meta, rows) + (markdown_drawing(meta, drawing_rows) if drawing_rows else "")
     sys.stdout.write(report)
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n" if path.suffix == ".json" else report)
+        path.write_text(json.dumps({"meta": meta, "rows": rows, "drawing_rows": drawing_rows}, indent=2) + "\n" if path.suffix == ".json" else report)
     return 0
 
 

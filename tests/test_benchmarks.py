@@ -84,6 +84,9 @@ def test_stream_benchmark_runs_the_live_handler(tmp_path):
     assert [(r["model"], r["face_crop"]) for r in data["rows"]] == [("xdog", True), ("xdog", False)]
     assert all(r["frames"] == 3 and r["median_ms"] > 0 and r["fps"] > 0 for r in data["rows"])
     assert "keeps up with 20 fps" in proc.stdout
+    # The live-drawing table: the real SketchApp.live_photo, the model run on every tick (a new stroke each).
+    assert [r["ticks"] for r in data["drawing_rows"]] == [3] and data["drawing_rows"][0]["median_ms"] > 0
+    assert "Update while drawing" in proc.stdout
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--quick", "--models", "no-such-model"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr

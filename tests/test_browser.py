@@ -182,6 +182,24 @@ def test_example_replaces_the_drawing(page):
     assert page.evaluate(src) != first  # results are stored by content hash: same input, same URL
 
 
+def test_drawing_updates_the_photo_without_generate(page):
+    """'Update while drawing' is on by default (one update fits app.LIVE_DRAW_BUDGET_MS): strokes alone give a photo."""
+    page.get_by_role("tab", name="Sketch → Photo").click()
+    canvas = page.locator("#sketchpad canvas").first
+    canvas.wait_for()
+    page.wait_for_timeout(1000)
+    assert page.is_checked("#sketch-live input[type=checkbox]")
+    box = canvas.bounding_box()
+    for k in range(3):  # brows and a mouth: a few strokes, as people draw
+        x0, y0 = box["x"] + box["width"] * (0.3 + 0.2 * (k % 2)), box["y"] + box["height"] * (0.3 + 0.25 * (k // 2))
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for i in range(1, 5):
+            page.mouse.move(x0 + i * 12, y0 + (i % 2) * 4)
+        page.mouse.up()
+    page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
+
+
 def test_model_dropdown_fits_a_phone_screen(browser, url):
     """At phone width the longest model name stays clear of the dropdown's arrow (ellipsis, no overlap)."""
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
