@@ -73,6 +73,8 @@ CONCURRENCY = 2
 QUEUE_SIZE = 32
 #: Sketchpad canvas, pixels.
 CANVAS = (512, 512)
+#: Default brush width (px on the canvas; the toolbar's "Brush Size" slider changes it): a pencil line.
+BRUSH_SIZE = 4
 #: "Update while drawing" sends the drawing at most this often (seconds), one request in flight.
 LIVE_DRAW_EVERY = 1.0
 #: ... and is on by default because one update fits in this budget on 2 vCPUs (benchmarks/stream.py
@@ -529,7 +531,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                             type="pil",
                             image_mode="L",  # gradio flattens transparency on white for non-alpha modes
                             sources=("upload", "clipboard"),
-                            brush=gr.Brush(default_size=4, colors=["#000000"], default_color="#000000", color_mode="fixed"),
+                            brush=gr.Brush(default_size=BRUSH_SIZE, colors=["#000000"], default_color="#000000", color_mode="fixed"),
                             eraser=gr.Eraser(default_size=16),
                             canvas_size=CANVAS,
                             layers=False,

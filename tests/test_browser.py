@@ -200,6 +200,18 @@ def test_drawing_updates_the_photo_without_generate(page):
     page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
 
 
+def test_brush_size_control(page):
+    """The sketchpad's toolbar has a brush size slider (1-100 px), starting at the app's thin pencil line."""
+    page.get_by_role("tab", name="Sketch → Photo").click()
+    page.locator("#sketchpad canvas").first.wait_for()
+    page.locator("#sketchpad button[aria-label='Brush Size']").click()
+    size = page.locator("#sketchpad input[type=range]")
+    size.wait_for()
+    assert (size.input_value(), size.get_attribute("min"), size.get_attribute("max")) == (str(space.BRUSH_SIZE), "1", "100")
+    size.fill("24")
+    assert size.input_value() == "24"
+
+
 def test_model_dropdown_fits_a_phone_screen(browser, url):
     """At phone width the longest model name stays clear of the dropdown's arrow (ellipsis, no overlap)."""
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
