@@ -132,7 +132,12 @@ def read_styles(path: str | os.PathLike) -> dict[str, str]:
 # Training datasets
 # ---------------------------------------------------------------------------------------------
 
-SKETCH_SOURCES = ("real", "lines", "mixed")
+#: What a training item's sketch is: the drawn sketch, a line drawing of the photo, a few-stroke sparse
+#: drawing of it (photosketch.classical.sparse_drawing), "mixed" = real or lines (p=0.5 each), "all" =
+#: real, lines or sparse (p=1/3 each): sketch->photo models then also learn what people draw (issue 15).
+SKETCH_SOURCES = ("real", "lines", "sparse", "mixed", "all")
+#: The sources that need no sketches folder.
+DERIVED_SOURCES = ("lines", "sparse")
 
 
 @dataclass(frozen=True)
@@ -202,11 +207,11 @@ def augment_image(img: Image.Image, params: AugmentParams, resolution: int, *, i
     return img
 
 
-def _line_drawing(photo: Image.Image) -> Image.Image:
+def _derived_sketch(photo: Image.Image, source: str, seed: int) -> Image.Image:
     # Imported lazily: photosketch.classical is optional for "real" sketches.
-    from photosketch.classical import line_drawing
+    from photosketch.classical import line_drawing, sparse_drawing
 
-    return line_drawing(photo)
+    return line_drawing(photo) if source == "lines" else sparse_drawing(photo, seed=seed)
 
 
 def _face_crop_pair(photo: Image.Image, sketch: Image.Image | None, detector=None):
@@ -294,8 +299,9 @@ class PairedDataset(_ImageDataset):
         root: ``DIR`` with ``photos/`` + ``sketches/``, or with ``{train,test}/photos`` etc.
         split: ``"train"``, ``"test"``...; falls back to ``root`` when ``root/split`` is absent.
         sketch_source: ``"real"`` (the drawn sketch), ``"lines"`` (``photosketch.classical.line_drawing``
-            of the photo; the sketches folder may then be absent) or ``"mixed"`` (each item picks one with
-            p=0.5 from the seeded RNG).
+            of the photo; the sketches folder may then be absent), ``"sparse"`` (a few-stroke
+            ``photosketch.classical.sparse_drawing`` of the photo, seeded per item and epoch), ``"mixed"``
+            (real or lines, p=0.5 each, from the seeded RNG) or ``"all"`` (real, lines or sparse, 1/3 each).
         face_crop: crop each pair around the face detected in the photo first.
         seed: seeds the per-item augmentation RNG (together with the epoch and the index).
 
@@ -322,7 +328,7 @@ class PairedDataset(_ImageDataset):
         self.face_crop = face_crop
         self._detector = None  # photosketch.face.FaceDetector, created on first use
         base = split_root(root, split)
-        if sketch_source == "lines" and not (base / SKETCH_DIR).is_dir():
+        if sketch_source in DERIVED_SOURCES and not (base / SKETCH_DIR).is_dir():
             photos = list_images(base / PHOTO_DIR)
             if not photos:
                 raise FileNotFoundError(f"{base / PHOTO_DIR}: no images")
@@ -350,17 +356,22 @@ class PairedDataset(_ImageDataset):
     def _get(self, index: int) -> dict:
         photo_path, sketch_path = self.pairs[index]
         rng = self._rng(index)
-        use_lines = self.sketch_source == "lines" or (self.sketch_source == "mixed" and rng.random() < 0.5)
+        source = self.sketch_source
+        if source == "mixed":
+            source = "lines" if rng.random() < 0.5 else "real"
+        elif source == "all":
+            source = ("real", "lines", "sparse")[int(rng.integers(3))]
+        derived = source in DERIVED_SOURCES
         photo = self._load(photo_path)
-        sketch = None if use_lines else self._load(sketch_path)
+        sketch = None if derived else self._load(sketch_path)
         if self.face_crop:
             if self._detector is None:
                 from photosketch.face import FaceDetector
 
                 self._detector = FaceDetector()
             photo, sketch = _face_crop_pair(photo, sketch, self._detector)
-        if use_lines:
-            sketch = _line_drawing(photo.convert("RGB"))
+        if derived:  # seeded like the augmentation: the same drawing for this item, epoch and seed
+            sketch = _derived_sketch(photo.convert("RGB"), source, int(rng.integers(2**31)))
         elif sketch.size != photo.size:
             sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
         params = AugmentParams.sample(rng) if self.augment else None

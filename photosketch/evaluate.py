@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DIRECTIONS", "ModelLoadError", "build_parser", "evaluate", "load_eval_model", "main"]
 
 DIRECTIONS = ("photo2sketch", "sketch2photo")
-SKETCH_SOURCES = ("real", "lines")
+SKETCH_SOURCES = ("real", "lines", "sparse")
 SKIPPED_NO_WEIGHTS = "skipped: weights not available"
 _PROTOCOL = {
     "reference": "chaofengc/Face-Sketch-SCG evaluate.py / metric.py",
@@ -222,7 +222,9 @@ def evaluate(
     """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing).
 
     ``sketch_source="lines"`` (sketch2photo only) feeds ``line_drawing(photo)`` instead of the drawn
-    sketch: how well a model does on sketchpad-style drawings of held-out faces.
+    sketch, ``"sparse"`` a few-stroke ``sparse_drawing(photo, seed=i, detail=0.5, brush=3)`` (the i-th
+    pair's seed, so every run and model sees the same drawings): how well a model does on what people
+    draw on a sketchpad, for held-out faces.
 
     ``style`` (style-conditioned models): a style name for every image, or ``"auto"``: each image's
     own style from ``styles`` (its ground truth was drawn in it). ``floor=True`` also scores doing
@@ -232,7 +234,7 @@ def evaluate(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
     if sketch_source not in SKETCH_SOURCES or (sketch_source != "real" and direction != "sketch2photo"):
-        raise ValueError(f"sketch_source must be 'real', or 'lines' with sketch2photo; got {sketch_source!r}")
+        raise ValueError(f"sketch_source must be 'real', or 'lines'/'sparse' with sketch2photo; got {sketch_source!r}")
     from tqdm.auto import tqdm
 
     model.eval()
@@ -240,13 +242,18 @@ def evaluate(
     target = "sketch" if direction == "photo2sketch" else "photo"
     rows, samples = [], []
     t_model = t_metrics = 0.0
-    for photo_path, sketch_path in tqdm(pairs, desc=f"evaluate {direction}", unit="img", disable=not progress or None):
+    for index, (photo_path, sketch_path) in enumerate(tqdm(pairs, desc=f"evaluate {direction}", unit="img",
+                                                           disable=not progress or None)):
         src_path, gt_path = (photo_path, sketch_path) if direction == "photo2sketch" else (sketch_path, photo_path)
         src, gt = load_image(src_path), load_image(gt_path)
         if sketch_source == "lines":
             from .classical import line_drawing
 
             src_path, src = f"line_drawing({photo_path})", line_drawing(gt)
+        elif sketch_source == "sparse":
+            from .classical import sparse_drawing
+
+            src_path, src = f"sparse_drawing({photo_path}, seed={index})", sparse_drawing(gt, seed=index, detail=0.5, brush=3)
         image_style = style
         if style == "auto":
             image_style = (styles or {}).get(photo_path.stem)
@@ -292,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None,
                    help="working size: the input's shorter side is resized to it (default: the model's sample_size, else 256)")
     p.add_argument("--sketch_source", choices=SKETCH_SOURCES, default="real",
-                   help="sketch2photo input: the drawn sketches (real) or line_drawing() of the ground-truth photos (lines)")
+                   help="sketch2photo input: the drawn sketches (real), line_drawing() of the ground-truth photos (lines) "
+                        "or a few-stroke sparse_drawing() of them (sparse)")
     p.add_argument("--output_dir", default=None,
                    help="where results.json and contact_sheet.png go (default: outputs/eval/<model>_<direction>)")
     p.add_argument("--num_samples", type=int, default=16, help="rows in the contact sheet")
@@ -355,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if kind == "classical" and args.direction != "photo2sketch":
         return _fail(f"{args.model!r} is a classical photo -> sketch style; it cannot do {args.direction}")
     if args.sketch_source != "real" and args.direction != "sketch2photo":
-        return _fail("--sketch_source lines only applies to --direction sketch2photo")
+        return _fail(f"--sketch_source {args.sketch_source} only applies to --direction sketch2photo")
     channels = _in_channels(model)
     if kind == "generator" and args.direction == "photo2sketch" and channels == 1:
         logger.warning("%s takes 1-channel input: is it a sketch2photo model?", args.model)

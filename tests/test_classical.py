@@ -3,7 +3,16 @@ import torch
 from conftest import make_face
 from PIL import Image
 
-from photosketch.classical import STYLES, LineDrawing, PencilSketch, XDoG, build_style, gaussian_blur, line_drawing
+from photosketch.classical import (
+    STYLES,
+    LineDrawing,
+    PencilSketch,
+    XDoG,
+    build_style,
+    gaussian_blur,
+    line_drawing,
+    sparse_drawing,
+)
 from photosketch.image import pil_to_tensor
 
 
@@ -98,3 +107,22 @@ def test_styles_are_plain_modules_without_weights():
         m = cls()
         assert isinstance(m, torch.nn.Module) and not list(m.parameters())
         assert cls(**m.config()).config() == m.config()
+
+
+def test_sparse_drawing_is_a_few_seeded_strokes():
+    import numpy as np
+
+    face = make_face((96, 120))
+    first = sparse_drawing(face, seed=3)
+    assert first.mode == "L" and first.size == face.size
+    assert np.array_equal(np.asarray(first), np.asarray(sparse_drawing(face, seed=3)))  # seeded
+    assert not np.array_equal(np.asarray(first), np.asarray(sparse_drawing(face, seed=4)))
+    ink = {d: (np.asarray(sparse_drawing(face, seed=0, detail=d, brush=2)) < 128).mean() for d in (0.0, 1.0)}
+    dense = (np.asarray(line_drawing(face)) < 128).mean()
+    assert 0 < ink[0.0] <= ink[1.0]  # more detail, more strokes
+    assert ink[0.0] < 0.25 and np.asarray(first).mean() > 180  # mostly white paper
+    thick = (np.asarray(sparse_drawing(face, seed=0, detail=0.5, brush=8)) < 128).mean()
+    assert thick > (np.asarray(sparse_drawing(face, seed=0, detail=0.5, brush=1.5)) < 128).mean()
+    assert dense > 0
+    with pytest.raises(ValueError, match="brush"):
+        sparse_drawing(face, brush=0)

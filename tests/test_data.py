@@ -106,11 +106,21 @@ def test_line_drawing_sources(tmp_path):
     assert picks == ["lines" if torch.equal(PairedDataset(tmp_path, resolution=32, sketch_source="mixed", augment=False,
                                                           seed=0)[i]["sketch"], lines[i]["sketch"]) else "real"
                      for i in range(6)]
+    sparse = PairedDataset(tmp_path, resolution=32, sketch_source="sparse", augment=False)
+    assert sparse[0]["sketch"].shape == (1, 32, 32) and not torch.equal(sparse[0]["sketch"], lines[0]["sketch"])
+    assert torch.equal(sparse[0]["sketch"], PairedDataset(tmp_path, resolution=32, sketch_source="sparse", augment=False)[0]["sketch"])
+    sparse.set_epoch(1)  # a new drawing of the same photo each epoch
+    assert not torch.equal(sparse[0]["sketch"], PairedDataset(tmp_path, resolution=32, sketch_source="sparse", augment=False)[0]["sketch"])
+    every = PairedDataset(tmp_path, resolution=32, sketch_source="all", augment=False, seed=0)
+    kinds = {"real" if torch.equal(every[i]["sketch"], real[i]["sketch"]) else
+             "lines" if torch.equal(every[i]["sketch"], lines[i]["sketch"]) else "sparse" for i in range(6)}
+    assert len(kinds) >= 2
     # photos only: "lines" needs no sketches folder
     only = tmp_path / "only"
     (only / "photos").mkdir(parents=True)
     make_face((20, 20)).save(only / "photos" / "x.png")
     assert len(PairedDataset(only, resolution=32, sketch_source="lines")) == 1
+    assert len(PairedDataset(only, resolution=32, sketch_source="sparse")) == 1
 
 
 def test_unpaired_dataset_is_reproducible(tmp_path):

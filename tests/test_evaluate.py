@@ -119,6 +119,13 @@ def test_sketch2photo_on_line_drawings_of_the_photos(paired, tmp_path, capsys):
     assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog",
                  "--sketch_source", "lines", "--output_dir", str(tmp_path / "o")]) == 2
     assert "sketch2photo" in capsys.readouterr().err
+    # sparse: a few-stroke drawing per pair, seeded by its index, the same for every run and model
+    for run in ("sparse_a", "sparse_b"):
+        assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", str(s2p),
+                     "--sketch_source", "sparse", "--output_dir", str(tmp_path / run), "--quiet", "--num_samples", "1"]) == 0
+    a, b = _results(tmp_path / "sparse_a"), _results(tmp_path / "sparse_b")
+    assert [row["input"] for row in a["per_image"]][0].startswith("sparse_drawing(") and a["sketch_source"] == "sparse"
+    assert [row["fsim"] for row in a["per_image"]] == [row["fsim"] for row in b["per_image"]]
 
 
 def test_floor_row_and_styled_models(paired, tmp_path, capsys):

@@ -287,3 +287,12 @@ def test_pack_with_line_drawings_for_sketch2photo(tmp_path):
     assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
     coins = torch.cat([b["coin"] for b in PackedPairs(tmp_path / "p.safetensors").batches(0, 2)])
     assert coins.shape == (6,) and 0 <= coins.min() and coins.max() < 1
+
+
+def test_sketch2photo_on_all_sketch_sources(data_dir, tmp_path):
+    # --sketch_source all: drawn sketches, line drawings and few-stroke sparse drawings (issue 15).
+    out = tmp_path / "run"
+    export = run(data_dir, out, "--direction", "sketch2photo", "--sketch_source", "all", "--max_train_steps", "3",
+                 "--checkpointing_steps", "0")
+    assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    assert "few-stroke sparse drawings" in (export / "README.md").read_text()

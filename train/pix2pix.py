@@ -257,7 +257,9 @@ def _model_card_kwargs(args, class_name: str, gen_kwargs: dict, repo_id: str | N
     if args.gan_weight > 0 and args.lambda_feature_matching:
         loss += f" + feature matching x {args.lambda_feature_matching:g} (pix2pixHD eq. 4)"
     sketches = {"real": "the dataset's drawn sketches", "lines": "classical line drawings of the photos",
-                "mixed": "drawn sketches and classical line drawings (p=0.5 each)"}[args.sketch_source]
+                "sparse": "few-stroke sparse drawings of the photos (`classical.sparse_drawing`)",
+                "mixed": "drawn sketches and classical line drawings (p=0.5 each)",
+                "all": "drawn sketches, classical line drawings and few-stroke sparse drawings (p=1/3 each)"}[args.sketch_source]
     data_name = Path(args.data_pack or args.data_dir).resolve().name
     styles = gen_kwargs.get("styles")
     if styles:
