@@ -557,7 +557,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
             # straight on the pad, the editor kept exporting the previous strokes while it loaded the example.
             example_sketch = gr.Image(type="filepath", visible=False)
             gr.Examples(
-                _examples("sketch_*.png") + _examples("outline.png"),
+                _examples("sparse_*.png") + _examples("outline.png") + _examples("sketch_*.png"),
                 inputs=[example_sketch],
                 label="Example sketches to start from",
                 elem_id="sketch-examples",

@@ -8,7 +8,8 @@ can be shipped under CC0. Run from the repository root::
 
 Photos: ``examples/face_<n>.png`` (256x320 RGB). Sketches to start from in the Sketch -> Photo
 tab: ``examples/sketch_<n>.png`` (the project's ``line_drawing`` of each face) and
-``examples/outline.png`` (a hand-drawn-style line face, the kind of input a user draws).
+``examples/outline.png`` (a hand-drawn-style line face, the kind of input a user draws) and
+``examples/sparse_<n>.png`` (``sparse_drawing`` of each face: a few strokes, as people draw).
 """
 
 from __future__ import annotations
@@ -153,13 +154,14 @@ def draw_outline() -> Image.Image:
 
 
 def make_all() -> dict[str, Image.Image]:
-    from photosketch.classical import line_drawing
+    from photosketch.classical import line_drawing, sparse_drawing
 
     images: dict[str, Image.Image] = {}
     for i, face in enumerate(FACES, 1):
         photo = draw_face(face, seed=i)
         images[f"face_{i}.png"] = photo
         images[f"sketch_{i}.png"] = line_drawing(photo, strength=SKETCH_STRENGTH).convert("L")
+        images[f"sparse_{i}.png"] = sparse_drawing(photo, seed=i, detail=0.4 + 0.15 * i, brush=3)
     images["outline.png"] = draw_outline()
     return images
 

@@ -231,8 +231,9 @@ def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
 
 def test_examples_are_shipped_and_licensed():
     faces, sketches = space._examples("face_*.png"), space._examples("sketch_*.png")
-    assert len(faces) >= 2 and len(sketches) >= 2
-    for path in faces + sketches:
+    sparse = space._examples("sparse_*.png")
+    assert len(faces) >= 2 and len(sketches) >= 2 and len(sparse) >= 4  # few-stroke drawings, as people draw
+    for path in faces + sketches + sparse:
         with Image.open(path) as img:
             assert min(img.size) >= space.MIN_SIDE
     assert "CC0" in (space.EXAMPLES_DIR / "README.md").read_text()
@@ -318,3 +319,12 @@ def test_sketchpad_is_not_realtime_and_live_drawing_polls(weights):
     assert timer["props"]["active"] is False and timer["props"]["value"] == space.LIVE_DRAW_EVERY
     tick = next(d for d in demo.config["dependencies"] if (timer["id"], "tick") in [tuple(t) for t in d["targets"]])
     assert tick["trigger_mode"] == "once" and pad in tick["inputs"]
+
+
+def test_generated_examples_are_up_to_date():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(space.ROOT / "scripts" / "make_examples.py"), "--check"],
+                          capture_output=True, text=True, timeout=300, cwd=space.ROOT)
+    assert done.returncode == 0, done.stderr
