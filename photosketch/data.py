@@ -12,6 +12,7 @@ by extension (FS2K's sketch2 files are PNG data named .jpg).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import logging
 import os
@@ -152,10 +153,14 @@ class AugmentParams:
     brightness: float = 1.0  # photo-only colour jitter factors (PIL ImageEnhance)
     contrast: float = 1.0
     saturation: float = 1.0
+    grayscale: bool = False  # photo only: a black-and-white photo in, the same sketch out
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, max_angle: float = 5.0, min_scale: float = 0.9, jitter: float = 0.1):
-        return cls(
+    def sample(cls, rng: np.random.Generator, max_angle: float = 5.0, min_scale: float = 0.9, jitter: float = 0.1,
+               grayscale_prob: float = 0.0):
+        """``jitter``: photo exposure/contrast/saturation factors in [1 - jitter, 1 + jitter];
+        ``grayscale_prob``: how often the photo is made black-and-white (real portraits often are)."""
+        params = cls(
             flip=bool(rng.random() < 0.5),
             angle=float(rng.uniform(-max_angle, max_angle)),
             scale=float(rng.uniform(min_scale, 1.0)),
@@ -165,6 +170,8 @@ class AugmentParams:
             contrast=float(rng.uniform(1 - jitter, 1 + jitter)),
             saturation=float(rng.uniform(1 - jitter, 1 + jitter)),
         )
+        # Drawn last, so the draws above are those of earlier versions for the same seed.
+        return dataclasses.replace(params, grayscale=bool(rng.random() < grayscale_prob)) if grayscale_prob > 0 else params
 
 
 def _border_fill(img: Image.Image):
@@ -204,6 +211,8 @@ def augment_image(img: Image.Image, params: AugmentParams, resolution: int, *, i
         img = ImageEnhance.Contrast(img).enhance(params.contrast)
         if img.mode == "RGB":
             img = ImageEnhance.Color(img).enhance(params.saturation)
+            if params.grayscale:
+                img = img.convert("L").convert("RGB")
     return img
 
 
@@ -304,6 +313,11 @@ class PairedDataset(_ImageDataset):
             (real or lines, p=0.5 each, from the seeded RNG) or ``"all"`` (real, lines or sparse, 1/3 each).
         face_crop: crop each pair around the face detected in the photo first.
         seed: seeds the per-item augmentation RNG (together with the epoch and the index).
+        photo_jitter: with ``augment``, the photo's exposure/contrast/saturation vary by up to this
+            factor (0.25 for photo->sketch, toward badly lit real portraits; 0 when the photo is the
+            target, so a sketch->photo model is not taught to paint washed-out photos).
+        grayscale_prob: with ``augment``, the share of photos made black-and-white (0.2 for
+            photo->sketch, so black-and-white portraits give a sketch as strong as colour ones).
 
     ``style`` is the pair's sketch style from the split folder's ``styles.csv`` (``name,style``),
     ``""`` when the file is absent or does not list the pair.
@@ -320,8 +334,13 @@ class PairedDataset(_ImageDataset):
         sketch_source: str = "real",
         face_crop: bool = False,
         seed: int = 0,
+        photo_jitter: float = 0.1,
+        grayscale_prob: float = 0.0,
     ):
         super().__init__(resolution, photo_channels, sketch_channels, augment, seed)
+        if not (0 <= photo_jitter < 1 and 0 <= grayscale_prob <= 1):
+            raise ValueError(f"photo_jitter must be in [0, 1) and grayscale_prob in [0, 1]; got {photo_jitter}, {grayscale_prob}")
+        self.photo_jitter, self.grayscale_prob = photo_jitter, grayscale_prob
         if sketch_source not in SKETCH_SOURCES:
             raise ValueError(f"sketch_source must be one of {', '.join(SKETCH_SOURCES)}; got {sketch_source!r}")
         self.sketch_source = sketch_source
@@ -374,7 +393,7 @@ class PairedDataset(_ImageDataset):
             sketch = _derived_sketch(photo.convert("RGB"), source, int(rng.integers(2**31)))
         elif sketch.size != photo.size:
             sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
-        params = AugmentParams.sample(rng) if self.augment else None
+        params = AugmentParams.sample(rng, jitter=self.photo_jitter, grayscale_prob=self.grayscale_prob) if self.augment else None
         photo_t, sketch_t = self._tensors(photo, sketch, params)
         return {"photo": photo_t, "sketch": sketch_t, "name": photo_path.stem, "style": self.styles.get(photo_path.stem, "")}
 

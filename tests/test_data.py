@@ -172,3 +172,23 @@ def test_unreadable_files_are_counted_found_and_skipped(tmp_path, caplog):
         unpaired = UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32)
     assert (len(unpaired.photos), len(unpaired.sketches)) == (9, 10)
     assert "10 photos found, 1 skipped (unreadable: 3.png)" in caplog.text
+
+
+def test_photo_jitter_and_grayscale_augmentation(tmp_path):
+    make_pairs(tmp_path, n=8)
+    gray = PairedDataset(tmp_path, resolution=32, grayscale_prob=1.0)
+    for i in range(3):
+        photo = gray[i]["photo"]
+        assert torch.allclose(photo[0], photo[1], atol=1 / 127) and torch.allclose(photo[1], photo[2], atol=1 / 127)
+    default = PairedDataset(tmp_path, resolution=32)
+    # grayscale_prob is drawn last: the geometry of every item is the same as without it
+    assert torch.equal(gray[0]["sketch"], default[0]["sketch"])
+    assert not torch.allclose(default[0]["photo"][0], default[0]["photo"][1], atol=1 / 127)  # colour kept
+    still = PairedDataset(tmp_path, resolution=32, photo_jitter=0.0)
+    flat = PairedDataset(tmp_path, resolution=32, augment=False)
+    assert torch.equal(still[0]["sketch"], default[0]["sketch"])
+    params = AugmentParams.sample(np.random.default_rng(0), jitter=0.0)
+    assert (params.brightness, params.contrast, params.saturation, params.grayscale) == (1.0, 1.0, 1.0, False)
+    assert flat[0]["photo"].shape == still[0]["photo"].shape
+    with pytest.raises(ValueError, match="grayscale_prob"):
+        PairedDataset(tmp_path, resolution=32, grayscale_prob=2.0)
