@@ -156,7 +156,7 @@ def launch_kwargs() -> dict[str, Any]:
     from starlette.middleware import Middleware
 
     return {
-        # Only these: the JS/CSS/HTML and onnxruntime-web in app_static/, and the one ONNX file.
-        "allowed_paths": [str(STATIC_DIR), str(model_file())],
+        # Only these: the JS/CSS/HTML in app_static/, onnxruntime-web, and the one ONNX file.
+        "allowed_paths": [str(STATIC_DIR), str(ORT_DIR), str(model_file())],
         "app_kwargs": {"middleware": [Middleware(CrossOriginIsolation)]},
     }

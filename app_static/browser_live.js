@@ -217,9 +217,9 @@ export function mount(element, cfg) {
     const span = stamps.length > 1 ? stamps[stamps.length - 1] - stamps[0] : 0;
     const fps = span > 0 ? ((stamps.length - 1) * 1000) / span : 0;
     const ms = costs.length ? costs.reduce((a, b) => a + b, 0) / costs.length : 0;
-    fpsText.textContent = `${fps.toFixed(1)} frames/s · ${ms.toFixed(1)} ms a frame · ${sketcher ? sketcher.label : ""}`;
-    element.dataset.fps = fps.toFixed(2);
-    return { fps, ms };
+    const text = `${fps.toFixed(1)} frames/s · ${ms.toFixed(1)} ms a frame · ${sketcher ? sketcher.label : ""}`;
+    fpsText.textContent = text;
+    return { fps, ms, text };
   }
 
   async function tick() {
@@ -257,7 +257,9 @@ export function mount(element, cfg) {
     try {
       await ensureSketcher();
       status("Waiting for the camera…");
-      stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+      // 320x240, as the server mode (app.LIVE_SIDE): the model works at 128 px, and a 240 px crop costs a quarter of a
+      // 480 px one to read back and resize (the camera scales natively; from there on, every step is the pipeline's).
+      stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 320 }, height: { ideal: 240 } }, audio: false });
       video.srcObject = stream;
       await video.play();
       frames = 0; stamps = []; costs = [];
@@ -322,7 +324,10 @@ export function mount(element, cfg) {
   // For scripts and tests, on the .ps-live node: the same code paths the buttons use.
   const api = {
     start, stop, snapshot, sketchImage, readout,
-    state: () => ({ running, frames, engine: sketcher?.engine ?? null, label: sketcher?.label ?? null, ...readout() }),
+    state: () => ({
+      running, frames, engine: sketcher?.engine ?? null, label: sketcher?.label ?? null,
+      camera: [video.videoWidth, video.videoHeight], ...readout(),
+    }),
   };
   $(".ps-live").photosketch = api;
   return api;

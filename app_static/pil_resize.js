@@ -32,7 +32,19 @@ export const FILTERS = {
 };
 
 // Resample.c precompute_coeffs + normalize_coeffs_8bpc. in0 / in1 are C floats (the box), hence Math.fround.
+const CACHE = new Map();
 function coefficients(inSize, in0, in1, outSize, filter) {
+  const key = `${inSize},${in0},${in1},${outSize},${filter.support}`;
+  let hit = CACHE.get(key);
+  if (!hit) {
+    if (CACHE.size > 16) CACHE.clear();
+    hit = computeCoefficients(inSize, in0, in1, outSize, filter);
+    CACHE.set(key, hit);
+  }
+  return hit;
+}
+
+function computeCoefficients(inSize, in0, in1, outSize, filter) {
   in0 = Math.fround(in0);
   in1 = Math.fround(in1);
   const scale = Math.fround(in1 - in0) / outSize;
@@ -66,7 +78,7 @@ function coefficients(inSize, in0, in1, outSize, filter) {
 
 // (sum + 2^21) >> 22, clipped to 0..255 (Resample.c clip8). Sums stay well inside float64's exact integers.
 function clip8(ss) {
-  const v = Math.floor(ss / ONE);
+  const v = ss >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 

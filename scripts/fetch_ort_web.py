@@ -87,7 +87,11 @@ def extract(tarball: Path, output_dir: Path) -> None:
     staging.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as tar:
         for name in ORT_FILES:
-            member = tar.getmember(f"package/dist/{name}")  # KeyError: the pinned package lacks a file we load
+            try:
+                member = tar.getmember(f"package/dist/{name}")
+            except KeyError:
+                shutil.rmtree(staging)
+                raise SystemExit(f"{tarball.name} has no dist/{name}; the app loads it (app_browser.ORT_FILES)") from None
             with tar.extractfile(member) as src, open(staging / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
     sizes = {name: (staging / name).stat().st_size for name in ORT_FILES}
