@@ -62,8 +62,15 @@ def missing() -> list[str]:
     if absent:
         needs.append(f"onnxruntime-web {ORT_WEB_VERSION} is not installed (`python scripts/fetch_ort_web.py` "
                      f"puts it in `app_static/ort/`)")
-    if not (model_folder() / "config.json").is_file():
+    config_file = model_folder() / "config.json"
+    if not config_file.is_file():
         needs.append(f"the `{BROWSER_MODEL}` model is not installed in `{model_folder()}`")
+        return needs
+    config = json.loads(config_file.read_text())
+    layout = (config.get("in_channels", 3), config.get("out_channels", 1), bool(config.get("styles")))
+    if layout != (3, 1, False):
+        # browser_live.js feeds one RGB input and reads one grey channel, as the student has.
+        needs.append(f"`{BROWSER_MODEL}` is not an RGB -> grey model without styles (in, out, styles: {layout})")
     elif not model_file().is_file():
         needs.append(f"`{model_file().relative_to(ROOT) if model_file().is_relative_to(ROOT) else model_file()}` "
                      f"is missing (`python scripts/ship_model.py --name {BROWSER_MODEL} --onnx_only` writes it)")
@@ -81,19 +88,16 @@ def _version(path: Path) -> str:
 
 
 def browser_config() -> dict[str, Any]:
-    """What ``browser_live.js`` needs: URLs (relative to the app's root) and the model's input layout."""
-    config = json.loads((model_folder() / "config.json").read_text())
-    styles = list(config.get("styles") or [])
-    from photosketch.pipeline import DEFAULT_SIZE, default_style
+    """What ``browser_live.js`` needs: URLs (relative to the app's root) and the working size (the pipeline's:
+    the model's ``sample_size``, else ``photosketch.pipeline.DEFAULT_SIZE``)."""
+    from photosketch.pipeline import DEFAULT_SIZE
 
+    config = json.loads((model_folder() / "config.json").read_text())
     return {
         "module": _url(STATIC_DIR / "browser_live.js") + "?v=" + _version(STATIC_DIR / "browser_live.js"),
         "model": _url(model_file()) + "?v=" + _version(model_file()),
         "ort": _url(ORT_DIR) + "/",
         "size": int(config.get("sample_size") or DEFAULT_SIZE),
-        "channels": int(config.get("in_channels") or 3),
-        "styles": styles,
-        "style": default_style(styles),
     }
 
 

@@ -17,6 +17,8 @@
 import { resize } from "./pil_resize.js";
 
 const ENGINE_LABELS = { webgpu: "WebGPU", wasm: "WASM SIMD, threads", "wasm-1": "WASM SIMD, 1 thread" };
+// onnxruntime-web's own default thread count: half the cores, at most 4 (more does not help a model this small).
+const THREADS = Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
 const REDUCING_GAP = 3.0; // photosketch/pipeline.py: img.resize(work, LANCZOS, reducing_gap=3.0)
 const FPS_WINDOW_MS = 2000;
 
@@ -29,11 +31,15 @@ function roundHalfEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** Interleaved uint8 pixels (size x size x channels) -> float32 CHW tensor data in [-1, 1]. */
-export function toTensorData(pixels, size, channels) {
+/** Interleaved RGB uint8 pixels (size x size x 3) -> float32 CHW tensor data in [-1, 1]. */
+export function toTensorData(pixels, size) {
   const n = size * size;
-  const data = new Float32Array(channels * n);
-  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) data[c * n + i] = TO_UNIT[pixels[i * channels + c]];
+  const data = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    data[i] = TO_UNIT[pixels[3 * i]];
+    data[n + i] = TO_UNIT[pixels[3 * i + 1]];
+    data[2 * n + i] = TO_UNIT[pixels[3 * i + 2]];
+  }
   return data;
 }
 
@@ -64,20 +70,13 @@ async function hardwareWebGPU() {
   }
 }
 
-/** The student on one onnxruntime-web engine. */
+/** The student (RGB in, one grey channel out: app_browser.py checks the config) on one onnxruntime-web engine. */
 export class Sketcher {
   constructor(ort, session, engine, threads, cfg) {
     Object.assign(this, { ort, session, engine, threads, cfg });
-    this.label = engine === "wasm" ? `WASM SIMD, ${threads} thread${threads === 1 ? "" : "s"}` : ENGINE_LABELS[engine];
+    this.label = engine === "wasm" ? `WASM SIMD, ${threads} threads` : ENGINE_LABELS[engine];
     this.work = document.createElement("canvas");
     this.workCtx = this.work.getContext("2d", { willReadFrequently: true });
-    this.styleTensor = null;
-    if (session.inputNames.includes("style")) {
-      // A style-conditioned student: the default style as one-hot weights (PhotoSketchModel.style_weights).
-      const weights = new Float32Array(cfg.styles.length);
-      weights[Math.max(0, cfg.styles.indexOf(cfg.style))] = 1;
-      this.styleTensor = new ort.Tensor("float32", weights, [1, weights.length]);
-    }
   }
 
   /** Engines to try for a choice ("auto" or one engine), best first. */
@@ -85,7 +84,7 @@ export class Sketcher {
     if (choice !== "auto") return [choice];
     const engines = [];
     if (await hardwareWebGPU()) engines.push("webgpu");
-    if (self.crossOriginIsolated && (navigator.hardwareConcurrency || 1) > 1) engines.push("wasm");
+    if (self.crossOriginIsolated && THREADS > 1) engines.push("wasm");
     engines.push("wasm-1");
     return engines;
   }
@@ -98,7 +97,7 @@ export class Sketcher {
       try {
         onStatus(`Starting ${ENGINE_LABELS[engine]}…`);
         const sketcher = await Sketcher.load(cfg, engine, model);
-        await sketcher.runTensor(new Float32Array(cfg.channels * cfg.size * cfg.size)); // warm-up, and proof it runs
+        await sketcher.runTensor(new Float32Array(3 * cfg.size * cfg.size)); // warm-up, and proof it runs
         return sketcher;
       } catch (err) {
         console.warn(`photosketch: ${engine} unavailable:`, err);
@@ -109,14 +108,16 @@ export class Sketcher {
   }
 
   static async load(cfg, engine, model) {
+    if (engine === "wasm" && !self.crossOriginIsolated) {
+      throw new Error("WASM threads need a cross-origin isolated page (COOP/COEP headers)");
+    }
     // Each engine gets its own module instance: a WASM runtime's thread count is fixed when it first starts.
     const file = engine === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
     const ort = await import(`${cfg.ort}${file}?engine=${engine}`);
     ort.env.logLevel = "error";
     ort.env.wasm.wasmPaths = cfg.ort;
     ort.env.wasm.proxy = false;
-    // onnxruntime-web's own default: half the cores, at most 4 (threads only help up to a point on a small model).
-    const threads = engine === "wasm" ? Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2)) : 1;
+    const threads = engine === "wasm" ? Math.max(2, THREADS) : 1;
     ort.env.wasm.numThreads = threads;
     const session = await ort.InferenceSession.create(model, {
       executionProviders: [engine === "webgpu" ? "webgpu" : "wasm"],
@@ -126,10 +127,8 @@ export class Sketcher {
   }
 
   async runTensor(data) {
-    const { size, channels } = this.cfg;
-    const feeds = { input: new this.ort.Tensor("float32", data, [1, channels, size, size]) };
-    if (this.styleTensor) feeds.style = this.styleTensor;
-    const results = await this.session.run(feeds);
+    const { size } = this.cfg;
+    const results = await this.session.run({ input: new this.ort.Tensor("float32", data, [1, 3, size, size]) });
     const output = results.output ?? results[this.session.outputNames[0]];
     const values = output.data;
     if (typeof output.dispose === "function") output.dispose();
@@ -138,7 +137,7 @@ export class Sketcher {
 
   /** Sketch the centre square of `source` (a video, image, bitmap or canvas of `w` x `h` pixels). */
   async sketch(source, w, h) {
-    const { size, channels } = this.cfg;
+    const { size } = this.cfg;
     const [left, top, side] = centreSquare(w, h);
     if (this.work.width !== side) this.work.width = this.work.height = side;
     const ctx = this.workCtx;
@@ -146,15 +145,9 @@ export class Sketcher {
     ctx.fillRect(0, 0, side, side);
     ctx.drawImage(source, left, top, side, side, 0, 0, side, side); // a pixel-for-pixel copy: no scaling here
     const rgba = ctx.getImageData(0, 0, side, side).data;
-    let pixels;
-    if (channels === 3) {
-      pixels = resize(rgba, side, side, 4, 3, size, size, side > size ? "lanczos" : "bicubic", side > size ? REDUCING_GAP : null);
-    } else {
-      const grey = new Uint8Array(side * side); // PIL's convert("L"): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16
-      for (let i = 0; i < side * side; i++) grey[i] = (rgba[4 * i] * 19595 + rgba[4 * i + 1] * 38470 + rgba[4 * i + 2] * 7471 + 0x8000) >> 16;
-      pixels = resize(grey, side, side, 1, 1, size, size, side > size ? "lanczos" : "bicubic", side > size ? REDUCING_GAP : null);
-    }
-    const output = await this.runTensor(toTensorData(pixels, size, channels));
+    const shrink = side > size;
+    const pixels = resize(rgba, side, side, 4, 3, size, size, shrink ? "lanczos" : "bicubic", shrink ? REDUCING_GAP : null);
+    const output = await this.runTensor(toTensorData(pixels, size));
     return { pixels: toPixels(output), side };
   }
 }
@@ -199,6 +192,8 @@ export function mount(element, cfg) {
     const choice = engineSelect.value;
     if (!sketcher || sketcherChoice !== choice) {
       status("Loading onnxruntime-web and the model (once)…");
+      if (sketcher) await sketcher.session.release();
+      sketcher = null;
       sketcher = await Sketcher.create(cfg, choice, status);
       sketcherChoice = choice;
     }

@@ -56,12 +56,17 @@ def test_without_onnxruntime_web_the_block_is_a_note(weights, tmp_path, monkeypa
     assert "webcam" in components  # the server-side live mode stays
 
 
+def test_a_model_the_browser_cannot_feed_is_refused(weights, browser_files):
+    CompactGenerator(ngf=4, n_blocks=1, styles=["a", "b"]).save_pretrained(browser_files)
+    assert any("not an RGB -> grey model without styles" in n for n in app_browser.missing())
+
+
 def test_the_block_carries_the_model_layout(browser_files):
     (browser_files / "model.onnx").write_bytes(b"onnx")
     assert app_browser.missing() == []
     block = _components(space.build_demo(space.SketchApp(loader=_no_model)))["browser-live"]
     config = block["props"]["props"]["config"]
-    assert config["size"] == 32 and config["channels"] == 3 and config["styles"] == [] and config["style"] is None
+    assert config["size"] == 32
     assert config["model"].startswith("gradio_api/file=") and "/photo2sketch-fast/model.onnx?v=" in config["model"]
     assert config["ort"].endswith("/ort/") and "browser_live.js?v=" in config["module"]
     assert "ps-start" in block["props"]["value"] and "m.mount(element, cfg)" in block["props"]["js_on_load"]
