@@ -487,10 +487,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                 cache_examples=False,  # CPU Space: no example runs at start-up
             )
             with gr.Accordion("Live webcam", open=False):
-                gr.Markdown(f"**Live in your browser:** `{app_browser.BROWSER_MODEL}` runs in this browser "
-                            "(onnxruntime-web) on the centre square of the camera picture; frames never leave "
-                            "your device.")
-                app_browser.live_block()
+                app_browser.live_block()  # the in-browser mode, or a note saying why it is unavailable
                 gr.Markdown(f"**On the server** (the fallback): sketches webcam frames as they come ({LIVE_FPS} per "
                             f"second), downscaled to {LIVE_SIDE} px for speed. Crop and line strength follow the "
                             "settings above.")

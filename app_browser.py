@@ -124,7 +124,7 @@ def live_block():
         return gr.Markdown("**Live in your browser** is not available on this server: " + "; ".join(needs)
                            + ". The server-side live mode below works without it.", elem_id="browser-live-missing")
     return gr.HTML(
-        (STATIC_DIR / "browser_live.html").read_text(),
+        (STATIC_DIR / "browser_live.html").read_text().replace("{model}", BROWSER_MODEL),
         css_template=(STATIC_DIR / "browser_live.css").read_text(),
         js_on_load=_JS_ON_LOAD,
         elem_id="browser-live",

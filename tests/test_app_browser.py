@@ -70,6 +70,7 @@ def test_the_block_carries_the_model_layout(browser_files):
     assert config["model"].startswith("gradio_api/file=") and "/photo2sketch-fast/model.onnx?v=" in config["model"]
     assert config["ort"].endswith("/ort/") and "browser_live.js?v=" in config["module"]
     assert "ps-start" in block["props"]["value"] and "m.mount(element, cfg)" in block["props"]["js_on_load"]
+    assert "<code>photo2sketch-fast</code> runs in this browser" in block["props"]["value"]
 
 
 @pytest.fixture
