@@ -32,6 +32,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import app_browser
 from photosketch.face import FaceDetector
 from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model, model_styles
 from photosketch.image import MAX_PIXELS as MAX_PIXELS_ACCEPTED
@@ -503,8 +504,10 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                 cache_examples=False,  # CPU Space: no example runs at start-up
             )
             with gr.Accordion("Live webcam", open=False):
-                gr.Markdown(f"Sketches webcam frames as they come ({LIVE_FPS} per second), downscaled to "
-                            f"{LIVE_SIDE} px for speed. Crop and line strength follow the settings above.")
+                app_browser.live_block()  # the in-browser mode, or a note saying why it is unavailable
+                gr.Markdown(f"**On the server** (the fallback): sketches webcam frames as they come ({LIVE_FPS} per "
+                            f"second), downscaled to {LIVE_SIDE} px for speed. Crop and line strength follow the "
+                            "settings above.")
                 live_model = gr.Dropdown(
                     _model_choices(app.photo_models), value=live_default, label="Live model",
                     info="photo2sketch-fast is distilled for real time", elem_id="live-model", elem_classes="model-dropdown",
@@ -623,7 +626,7 @@ CSS = """
 
 def launch_kwargs() -> dict[str, Any]:
     """Settings shared by ``python app.py``, the tests and the load benchmark."""
-    return {"max_file_size": MAX_FILE_SIZE, "show_error": False, "css": CSS}
+    return {"max_file_size": MAX_FILE_SIZE, "show_error": False, "css": CSS, **app_browser.launch_kwargs()}
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -34,7 +34,7 @@ from torch import nn
 
 from .models import PhotoSketchModel, fuse_conv_bn
 
-__all__ = ["BACKENDS", "OnnxRunner", "make_runner", "onnxruntime_available"]
+__all__ = ["BACKENDS", "OnnxRunner", "export_onnx", "make_runner", "onnxruntime_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,35 +63,51 @@ class _StyledNet(nn.Module):
         return self.net(x, w)
 
 
+def export_onnx(model: PhotoSketchModel) -> bytes:
+    """``model``'s network, BatchNorm folded, as an ONNX file (bytes).
+
+    One input ``input`` (N x C x H x W in [-1, 1], H and W multiples of ``model.stride``), plus
+    ``style`` (N x n_styles weights) for style-conditioned models; one output ``output``, same range.
+    Batch, height and width are dynamic. The stride padding of ``PhotoSketchModel.forward`` is not in
+    the graph: callers pad (``OnnxRunner``) or feed multiples of the stride (the browser's square
+    working size). Used by :class:`OnnxRunner` in memory and by ``scripts/ship_model.py --onnx``, which
+    writes it next to the safetensors for the app's in-browser mode (onnxruntime-web).
+    """
+    folded = fuse_conv_bn(model).eval()
+    config = getattr(model, "_hub_mixin_config", None) or {}
+    in_channels = int(config.get("in_channels", 3))
+    size = max(folded.min_size, folded.stride, 32)
+    size += (-size) % folded.stride
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    net, inputs, names, axes = folded.net, (torch.zeros(1, in_channels, size, size),), ["input"], {"input": dynamic}
+    if folded.styles:  # style weights (batch, n_styles) as a second input
+        net, names = _StyledNet(folded.net), ["input", "style"]
+        inputs += (torch.zeros(1, len(folded.styles)),)
+        axes["style"] = {0: "batch"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # torch's TorchScript-based exporter warns that it is deprecated; it needs no onnxscript.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, inputs, buffer, input_names=names, output_names=["output"],
+                          dynamic_axes={**axes, "output": dynamic}, dynamo=False)
+    return buffer.getvalue()
+
+
 class OnnxRunner:
     """A :class:`PhotoSketchModel` run by ONNX Runtime, with the model's own stride padding.
 
-    The model's ``net`` (BatchNorm folded) is exported with dynamic batch / height / width, so one
-    session serves every input size; padding to the stride and cropping back stay in Python, exactly
-    as in ``PhotoSketchModel.forward``. ``num_threads`` (default: torch's current setting) sets ONNX
-    Runtime's intra-op threads; sessions are thread-safe, so one runner can serve concurrent requests.
+    The model's ``net`` (BatchNorm folded) is exported with dynamic batch / height / width
+    (:func:`export_onnx`), so one session serves every input size; padding to the stride and
+    cropping back stay in Python, exactly as in ``PhotoSketchModel.forward``. ``num_threads``
+    (default: torch's current setting) sets ONNX Runtime's intra-op threads; sessions are
+    thread-safe, so one runner can serve concurrent requests.
     """
 
     def __init__(self, model: PhotoSketchModel, num_threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.model = fuse_conv_bn(model).eval()
-        config = getattr(model, "_hub_mixin_config", None) or {}
-        in_channels = int(config.get("in_channels", 3))
-        size = max(self.model.min_size, self.model.stride, 32)
-        size += (-size) % self.model.stride
-        dynamic = {0: "batch", 2: "height", 3: "width"}
-        net, inputs, names, axes = self.model.net, (torch.zeros(1, in_channels, size, size),), ["input"], {"input": dynamic}
-        if self.model.styles:  # style weights (batch, n_styles) as a second input
-            net, names = _StyledNet(self.model.net), ["input", "style"]
-            inputs += (torch.zeros(1, len(self.model.styles)),)
-            axes["style"] = {0: "batch"}
-        buffer = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            # torch's TorchScript-based exporter warns that it is deprecated; it needs no onnxscript.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, inputs, buffer, input_names=names, output_names=["output"],
-                              dynamic_axes={**axes, "output": dynamic}, dynamo=False)
+        onnx_bytes = export_onnx(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
@@ -101,7 +117,7 @@ class OnnxRunner:
         # 128 px, a frame every 20 ms) that kept 1.2 cores busy against 0.3 without spinning, for ~20 %
         # lower latency: on a 2-vCPU Space the face detector, JPEG encoding and other users need that CPU.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor, style=None) -> torch.Tensor:
         """Like ``model(x, style)``: ``style`` as in :meth:`~photosketch.models.PhotoSketchModel.style_weights`."""

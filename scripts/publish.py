@@ -3,8 +3,9 @@
     python scripts/publish.py                      # every shipped model to its registry repo id
     python scripts/publish.py photo2sketch --repo_id you/photo2sketch --private
 
-Each folder is already in exact Hub layout (config.json, model.safetensors, README.md), so what
-the Hub serves is byte-for-byte what the app loads offline.
+Each folder is already in exact Hub layout (config.json, model.safetensors, README.md, and model.onnx
+for the model the app runs in the browser), so what the Hub serves is byte-for-byte what the app loads
+offline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 logger = logging.getLogger("publish")
 REQUIRED = ("config.json", "model.safetensors", "README.md")
+#: Uploaded when the folder has them (scripts/ship_model.py --onnx).
+OPTIONAL = ("model.onnx",)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
             return 2
         api.create_repo(repo_id, repo_type="model", private=args.private, exist_ok=True)
         url = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
-                                commit_message=args.commit_message, allow_patterns=list(REQUIRED))
+                                commit_message=args.commit_message,
+                                allow_patterns=list(REQUIRED) + [f for f in OPTIONAL if (folder / f).is_file()])
         logger.info("%s -> %s", folder, url)
     return 0
 

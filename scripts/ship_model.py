@@ -10,6 +10,13 @@
 writes ``weights/<name>/{config.json, model.safetensors, README.md}``. The card is rendered from
 ``model_cards/generator.md`` with the numbers read from the results files, never typed by hand, and
 the training command read from the run's ``training_args.json``.
+
+``--onnx`` (default for ``photo2sketch-fast``, the model the app runs in the visitor's browser) also
+writes ``model.onnx``: the shipped weights (after any fp16 rounding, so it computes what the safetensors
+load to) exported by ``photosketch.runtime.export_onnx``. To (re)write only that file for a model that is
+already shipped:
+
+    python scripts/ship_model.py --name photo2sketch-fast --onnx_only
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app_browser import BROWSER_MODEL  # noqa: E402
 from photosketch.hub import MODELS, WEIGHTS_DIR  # noqa: E402
 from photosketch.models import count_params, load_generator  # noqa: E402
+from photosketch.runtime import export_onnx  # noqa: E402
 
 DATA_NOTE = (
     "FS2K (Fan et al. 2022, official split: 1058 train / 1046 test, three sketch styles; photos from "
@@ -48,10 +57,15 @@ GENERAL_LIMITS = (
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_dir", type=Path, required=True, help="the trainer's exported folder, e.g. runs/p2s/photo2sketch")
+    p.add_argument("--model_dir", type=Path, default=None,
+                   help="the trainer's exported folder, e.g. runs/p2s/photo2sketch (required unless --onnx_only)")
     p.add_argument("--name", required=True, choices=sorted(n for n, s in MODELS.items() if s.repo_id))
     p.add_argument("--weights_dir", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=False, help="store weights as float16")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"also write model.onnx (default: only for {BROWSER_MODEL}, which the app runs in the browser)")
+    p.add_argument("--onnx_only", action=argparse.BooleanOptionalAction, default=False,
+                   help="only (re)write model.onnx of the already shipped weights_dir/name from its safetensors")
     p.add_argument("--results", action="append", default=[], metavar="LABEL=results.json",
                    help="this model's evaluate results (repeat per test set)")
     p.add_argument("--baseline", action="append", default=[], metavar="LABEL=results.json",
@@ -63,7 +77,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
     p.add_argument("--limitations", default="", help="model-specific limitations, added to the general ones")
     p.add_argument("--data_source", default=DATA_SOURCE, help="where the command's training data came from")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.model_dir is None and not args.onnx_only:
+        p.error("--model_dir is required (unless --onnx_only)")
+    if args.onnx is None:
+        args.onnx = args.name == BROWSER_MODEL
+    return args
+
+
+def write_onnx(folder: Path) -> Path:
+    """``folder/model.onnx`` from ``folder``'s config.json + model.safetensors (loaded as float32)."""
+    model = load_generator(folder)
+    path = folder / "model.onnx"
+    path.write_bytes(export_onnx(model))
+    return path
 
 
 def _pairs(items: list[str]) -> dict[str, dict]:
@@ -168,6 +195,14 @@ def trainer_script(command: str | None) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.onnx_only:
+        folder = args.weights_dir / args.name
+        if not (folder / "model.safetensors").is_file():
+            print(f"{folder} holds no shipped model (model.safetensors); ship it first", file=sys.stderr)
+            return 2
+        path = write_onnx(folder)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+        return 0
     model = load_generator(args.model_dir)
     config = dict(model._hub_mixin_config)
     train_args_file = args.model_dir.parent / "training_args.json"
@@ -210,6 +245,8 @@ def main(args: argparse.Namespace) -> int:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (model.half() if args.fp16 else model).save_pretrained(tmp, model_card_kwargs=card)
+    if args.onnx:
+        write_onnx(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")

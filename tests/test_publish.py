@@ -62,3 +62,14 @@ def test_publish_refuses_incomplete_folder(tmp_path, uploads):
     publish = load_publish()
     assert publish.main(publish.parse_args(["photo2sketch", "--weights_dir", str(tmp_path)])) == 2
     assert uploads == []
+
+
+def test_publish_includes_the_onnx_export_when_shipped(tmp_path, uploads):
+    folder = tmp_path / "photo2sketch-fast"
+    CompactGenerator(ngf=8, n_blocks=1).save_pretrained(folder)
+    (folder / "model.onnx").write_bytes(b"onnx bytes")
+    publish = load_publish()
+    assert publish.main(publish.parse_args(["photo2sketch-fast", "--weights_dir", str(tmp_path)])) == 0
+    _, _, files, kwargs = uploads[1]
+    assert set(kwargs["allow_patterns"]) == {"config.json", "model.safetensors", "README.md", "model.onnx"}
+    assert files["model.onnx"] == b"onnx bytes"

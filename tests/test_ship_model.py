@@ -106,3 +106,51 @@ def test_styled_model_card_has_styles_and_the_do_nothing_floor(tmp_path):
     assert "## Styles" in card and "`cufs`, `fs2k-1`" in card and 'style="cufs"' in card
     assert f"| tiny | do nothing (grayscale input) | 2 | {floor:.4f}" in card
     assert "| tiny, style cufs | do nothing |" in card
+
+
+def _uint8(x: torch.Tensor):
+    """[-1, 1] -> the 8-bit levels an image gets (photosketch.image.tensor_to_pil)."""
+    return x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.int16)
+
+
+def test_onnx_is_shipped_for_the_browser_model_and_computes_the_safetensors_model(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.test_runtime import _with_bn_stats
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    _with_bn_stats(CompactGenerator(ngf=4, n_blocks=1, norm="batch", sample_size=32)).save_pretrained(run / "photo2sketch")
+    ship = load_ship()
+    args = ship.parse_args(["--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch-fast", "--fp16",
+                            "--weights_dir", str(tmp_path / "weights")])
+    assert args.onnx  # the app's in-browser model gets its ONNX by default
+    assert ship.main(args) == 0
+    out = tmp_path / "weights" / "photo2sketch-fast"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.onnx", "model.safetensors"]
+    # The ONNX computes what the shipped (fp16-rounded) safetensors load to, within 1/255 of an image.
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    with torch.inference_mode():
+        want = load_generator(out)(x)
+    assert got.shape == want.shape
+    assert (_uint8(got) - _uint8(want)).abs().max() <= 1
+    assert np.isfinite(got.numpy()).all()
+
+    # --onnx_only rewrites just that file, from the shipped weights; other models get no ONNX by default.
+    (out / "model.onnx").unlink()
+    card = (out / "README.md").read_text()
+    assert ship.main(ship.parse_args(["--name", "photo2sketch-fast", "--onnx_only", "--weights_dir", str(tmp_path / "weights")])) == 0
+    assert (out / "model.onnx").is_file() and (out / "README.md").read_text() == card
+    assert not ship.parse_args(["--model_dir", "x", "--name", "photo2sketch"]).onnx
+    assert ship.main(ship.parse_args(["--name", "sketch2photo", "--onnx_only", "--weights_dir", str(tmp_path / "weights")])) == 2
+
+
+def test_model_dir_is_required_unless_onnx_only(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        load_ship().parse_args(["--name", "photo2sketch"])
+    assert "--model_dir is required" in capsys.readouterr().err

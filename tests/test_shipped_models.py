@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app_browser import BROWSER_MODEL
 from photosketch import PhotoSketchPipeline
 from photosketch.classical import line_drawing
 from photosketch.hub import MODELS, WEIGHTS_DIR, default_model
@@ -34,7 +35,9 @@ def fixed_input(name: str) -> Image.Image:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_folder_is_in_exact_hub_layout(name):
     folder = WEIGHTS_DIR / name
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    # The model the app runs in the browser also ships its ONNX export (scripts/ship_model.py --onnx).
+    onnx = ["model.onnx"] if name == BROWSER_MODEL else []
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["README.md", "config.json", "model.safetensors", *onnx])
     config = json.loads((folder / "config.json").read_text())
     assert config["_class_name"] in {"ResnetGenerator", "UnetGenerator", "CompactGenerator"}
     card = (folder / "README.md").read_text()
@@ -63,3 +66,29 @@ def test_defaults_are_the_shipped_models():
     assert default_model("photo2sketch") == "photo2sketch"
     assert default_model("sketch2photo") == "sketch2photo"
     assert default_model("photo2sketch", fast=True) == "photo2sketch-fast"  # the live webcam stream
+
+
+def test_shipped_onnx_is_the_shipped_model():
+    """weights/photo2sketch-fast/model.onnx (what the browser runs) gives the safetensors model's sketch, within
+    1/255, on a face at the working size; it was exported from these weights, not from an older run."""
+    import onnxruntime as ort
+    import torch
+
+    from photosketch.hub import load_model
+    from photosketch.image import pil_to_tensor
+
+    folder = WEIGHTS_DIR / BROWSER_MODEL
+    model = load_model(BROWSER_MODEL).eval()
+    size = model._hub_mixin_config["sample_size"]
+    x = pil_to_tensor(fixed_input(BROWSER_MODEL).resize((size, size), Image.Resampling.LANCZOS))[None]
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    with torch.inference_mode():
+        want = model(x)
+
+    def levels(t):
+        return t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.int16)
+
+    assert got.shape == want.shape == (1, 1, size, size)
+    assert (levels(got) - levels(want)).abs().max() <= 1
+    assert levels(want).float().std() > 5  # a sketch, not a blank
