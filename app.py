@@ -457,7 +457,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
     with gr.Blocks(title="photosketch: face photo ↔ sketch", analytics_enabled=False,
                    delete_cache=(3600, 86400)) as demo:
         gr.Markdown(DESCRIPTION)
-        with gr.Tab("Photo → Sketch", id="photo2sketch"):
+        with gr.Tab("Photo → Sketch", id="photo2sketch") as photo_tab:
             with gr.Row():
                 with gr.Column():
                     photo = guard_uploads(
@@ -517,7 +517,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     live_out = gr.Image(label="Live sketch", interactive=False, format="jpeg", elem_id="live-sketch")
             before = gr.State()
 
-        with gr.Tab("Sketch → Photo", id="sketch2photo"):
+        with gr.Tab("Sketch → Photo", id="sketch2photo") as sketch_tab:
             if not app.sketch_models:
                 gr.Markdown(
                     "**No sketch → photo model is installed.** Train one with `train/pix2pix.py` "
@@ -601,8 +601,16 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         # editor into "realtime" mode, which uploads the whole canvas on every stroke (71 uploads in 24 s)
         # and keeps the last upload's id, so a Generate after picking an example could send that stale
         # drawing. The timer runs only while the box is ticked; a tick waits for the previous one.
-        live_timer = gr.Timer(LIVE_DRAW_EVERY, active=bool(live.value))
-        live.change(lambda on: gr.Timer(active=bool(on)), live, live_timer, api_visibility="private", queue=False)
+        # It also runs only while the Sketch -> Photo tab is shown: the page opens on Photo -> Sketch, where a
+        # visitor (or the in-browser webcam mode) should cause no requests at all.
+        live_timer = gr.Timer(LIVE_DRAW_EVERY, active=False)
+        on_sketch_tab = gr.State(False)
+        sketch_tab.select(lambda on: (gr.Timer(active=bool(on)), True), live, [live_timer, on_sketch_tab],
+                          api_visibility="private", queue=False)
+        photo_tab.select(lambda: (gr.Timer(active=False), False), None, [live_timer, on_sketch_tab],
+                         api_visibility="private", queue=False)
+        live.change(lambda on, shown: gr.Timer(active=bool(on and shown)), [live, on_sketch_tab], live_timer,
+                    api_visibility="private", queue=False)
         drawn = gr.State(None)  # what the last live update drew from, per visitor
         live_timer.tick(
             app.live_photo, [pad, s_model, live, drawn], [photo_out, drawn], api_visibility="private",
