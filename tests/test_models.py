@@ -297,7 +297,7 @@ def test_unknown_style_is_one_line_listing_the_valid_ones():
 def test_unconditioned_weights_warm_start_a_styled_model(tmp_path):
     # --init_weights: the style layers start as the identity, so every style first draws like the
     # unconditioned model; a folder of another shape is refused in one line.
-    from photosketch.training import init_weights, load_init_weights
+    from photosketch.training.nets import init_weights, load_init_weights
 
     plain = init_weights(build_generator("resnet", **TINY["resnet"])).eval()
     plain.save_pretrained(tmp_path / "plain")
