@@ -172,17 +172,6 @@ def test_export_generator_with_ema_and_push(tmp_path, monkeypatch):
     assert calls == [("create", "me/tiny", True), ("upload", "me/tiny", str(path))]
 
 
-@pytest.fixture
-def accelerator(tmp_path):
-    # Accelerator state is a process-wide singleton; each test gets a fresh one.
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield Accelerator(cpu=True)
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-
-
 def _loop_args(tmp_path, **overrides):
     args = add_common_args(argparse.ArgumentParser()).parse_args(["--data_dir", str(tmp_path)])
     args.output_dir = str(tmp_path / "run")
