@@ -56,9 +56,8 @@ def toy_trainer(out, *extra):
         validated = []
         run.fit(step, validated.append, desc="toy")
         card = dict(title="Toy", summary="s", method="m", data="d", loss="L1", gen_kwargs={})
-        path = run.export("toy", "net", card, commit_message="toy")
-        run.end()
-        return run, p, validated, path
+        paths = run.finish("toy", {"toy": ("net", card)})
+        return run, p, validated, paths["toy"]
     finally:
         AcceleratorState._reset_state(True)
         GradientState._reset_state()

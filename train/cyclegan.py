@@ -125,7 +125,8 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
     disc_photo_raw, disc_sketch_raw = T.unwrap(disc_photo, accelerator), T.unwrap(disc_sketch, accelerator)
     lambda_idt = args.lambda_identity * args.lambda_cycle
     run.log_plan(f"cyclegan: {len(data.dataset.photos)} photos, {len(data.dataset.sketches)} sketches, epochs of "
-                 f"{len(data.dataset)} items, generators {args.generator} {gen_kwargs['photo2sketch']}; validation images from {val_source}")
+                 f"{len(data.dataset)} items, generators {args.generator} {gen_kwargs['photo2sketch']}; "
+                 f"validation images from {val_source}")
 
     def step(batch: dict) -> dict[str, torch.Tensor]:
         real_photo, real_sketch = batch["photo"], batch["sketch"]
@@ -188,9 +189,8 @@ def main(args: argparse.Namespace) -> dict[str, Path] | None:
         run.save_grid(step, [val_sketches, cpu[2], cpu[3]], suffix="-sketch", tag="validation/sketch2photo2sketch")
 
     run.fit(step, validate, desc="cyclegan", progress_skip=("loss/generator",))  # the bar shows the terms
-    exports = {name: run.export(name, name, _model_card(args, name, gen_kwargs[name], data.dataset), f"CycleGAN {name}",
-                                repo_suffix=True) for name in DIRECTIONS}
-    run.end()
+    cards = {name: (name, _model_card(args, name, gen_kwargs[name], data.dataset)) for name in DIRECTIONS}
+    exports = run.finish("CycleGAN", cards, repo_suffix=True)  # both exports (and pushes), then the end
     return exports if accelerator.is_main_process else None
 
 

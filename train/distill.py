@@ -180,9 +180,7 @@ def main(args: argparse.Namespace) -> Path | None:
     for tap in taps or ():  # hooks are part of a module's state: gone before export, so the student is saved bare
         tap.remove()
     card = _model_card(args, gen_kwargs, len(data.dataset))
-    export_dir = run.export(args.direction, "student", card, commit_message=f"distilled {args.direction}")
-    run.end()
-    return export_dir
+    return run.finish("distilled", {args.direction: ("student", card)})[args.direction]  # export, push, end
 
 
 def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:

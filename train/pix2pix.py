@@ -115,9 +115,7 @@ def main(args: argparse.Namespace) -> Path | None:
 
     run.fit(step, validate, desc=f"pix2pix {args.direction}")
     card = _model_card(args, gen_kwargs, len(data.dataset))
-    export_dir = run.export(args.direction, "generator", card, commit_message=f"pix2pix {args.direction}")
-    run.end()
-    return export_dir
+    return run.finish("pix2pix", {args.direction: ("generator", card)})[args.direction]  # export, push, end
 
 
 def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:

@@ -79,8 +79,7 @@ class Run:
                         optimizers={"g": g.parameters(), "d": d.parameters()}, ema_of=("generator",))
         run.log_plan("pix2pix photo2sketch: 6 pairs, ...")
         run.fit(step, validate, desc="pix2pix")   # step(batch) -> {"loss/...": tensor}: one optimizer step
-        run.export("photo2sketch", "generator", card, "pix2pix photo2sketch")
-        run.end()
+        run.finish("pix2pix", {"photo2sketch": ("generator", card)})   # export (Hub layout, push), end
 
     ``step`` runs inside ``accelerator.accumulate`` of every prepared model; :class:`TrainingLoop`
     does the bookkeeping after each optimizer step (logging, checkpoints, validation grids, EMA,
@@ -199,12 +198,21 @@ class Run:
         and the trackers (:func:`~.validation.write_validation_grid`)."""
         write_validation_grid(self.accelerator, self.output_dir, step, columns, suffix=suffix, tag=tag)
 
-    def export(self, name: str, model: str, card: dict, commit_message: str, repo_suffix: bool = False) -> Path | None:
-        """On the main process: the prepared ``model`` (with its EMA weights, if any) saved to
-        ``OUTPUT_DIR/<name>/`` in Hub layout and pushed with ``--push_to_hub`` (:func:`~.export.export_and_push`,
-        commit message ``"<commit_message>, <N> steps"``). ``card`` holds the trainer's model-card fields
-        (``title``, ``summary``, ``method``, ``data``, ``loss``, ``gen_kwargs``: :func:`~.export.model_card_kwargs`);
-        the step count, class name and repo id are added here."""
+    def finish(self, method: str, exports: dict[str, tuple[str, dict]], repo_suffix: bool = False) -> dict[str, Path | None]:
+        """Export, then end the run (trackers, process group). ``exports`` maps a folder name to (a prepared
+        model's name, its model card fields): each model, with its EMA weights if any, is saved on the main
+        process to ``OUTPUT_DIR/<folder>/`` in Hub layout and pushed with ``--push_to_hub``
+        (:func:`~.export.export_and_push`; commit ``"<method> <folder>, <N> steps"``; ``repo_suffix``:
+        ``--hub_model_id`` gets ``-<folder>``). The card fields are ``title``, ``summary``, ``method``, ``data``,
+        ``loss`` and ``gen_kwargs`` (:func:`~.export.model_card_kwargs` adds steps, class name and repo id).
+        Returns the export folders (None off the main process)."""
+        paths: dict[str, Path | None] = {}
+        for name, (model, card) in exports.items():
+            paths[name] = self._export(name, model, card, f"{method} {name}, {self.global_step} steps", repo_suffix)
+        self.accelerator.end_training()
+        return paths
+
+    def _export(self, name: str, model: str, card: dict, commit_message: str, repo_suffix: bool) -> Path | None:
         if not self.accelerator.is_main_process:
             return None
         net, steps = self.prepared[model], self.global_step
@@ -214,11 +222,7 @@ class Run:
             return model_card_kwargs(self.args, **card, steps=steps, class_name=class_name, repo_id=repo_id)
 
         return export_and_push(net, self.args, name, card_kwargs, self.accelerator, ema=self.emas.get(model),
-                               commit_message=f"{commit_message}, {steps} steps", repo_suffix=repo_suffix)
-
-    def end(self) -> None:
-        """End the trackers (and, under ``accelerate launch``, the process group)."""
-        self.accelerator.end_training()
+                               commit_message=commit_message, repo_suffix=repo_suffix)
 
 
 class PairedRun(Run):
