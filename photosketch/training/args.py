@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 from ..models import GENERATORS
 from .optim import LR_SCHEDULERS
 
+
 def _default_report_to() -> str:
     return "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else "none"
 

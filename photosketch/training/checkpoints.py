@@ -30,6 +30,7 @@ from .optim import sync_scheduler_lr
 
 logger = logging.getLogger(__name__)
 
+
 class TrainState:
     """The global step, checkpointed with the run (``accelerator.register_for_checkpointing``) so a
     resumed run does not depend on the checkpoint folder's name."""

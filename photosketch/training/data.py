@@ -16,6 +16,7 @@ from .checkpoints import ResumePoint
 
 PHOTO_CHANNELS = 3
 
+
 class TrainData(NamedTuple):
     """A trainer's training data: the dataset (a folder's ``PairedDataset`` / ``UnpairedDataset``, or a
     ``PackedPairs`` on the device), its ``DataLoader`` (None for a pack: it batches itself) and the number

@@ -21,6 +21,7 @@ from .nets import unwrap
 
 logger = logging.getLogger(__name__)
 
+
 def export_generator(
     model: nn.Module,
     path: str | os.PathLike,

@@ -16,6 +16,7 @@ import torch
 from accelerate.tracking import GeneralTracker
 from PIL import Image
 
+
 def tracker_names(report_to: str) -> str | list[str] | None:
     return None if report_to == "none" else report_to
 

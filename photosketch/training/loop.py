@@ -21,6 +21,7 @@ from .logs import JsonlLogger, log_main
 from .nets import unwrap
 from .optim import set_lr_horizon
 
+
 class Throughput:
     """Images per second over the steps since the last call."""
 

@@ -15,6 +15,7 @@ from torch import nn
 from .nets import set_requires_grad, unwrap
 from .optim import backward_step
 
+
 class GANLoss(nn.Module):
     """Adversarial loss against an all-real or all-fake target map.
 

@@ -19,6 +19,7 @@ from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, bui
 
 logger = logging.getLogger(__name__)
 
+
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """N(0, 0.02) conv weights, zero biases, N(1, 0.02) batch-norm scales (pix2pix sec. 3.3 /
     the reference implementation's ``init_type='normal'``)."""

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import torch
 
+#: ``--lr_scheduler`` choices: pix2pix/CycleGAN's schedule, then diffusers' ``get_scheduler`` names.
 LR_SCHEDULERS = ("constant_then_linear", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 
 

@@ -24,6 +24,7 @@ from .nets import unwrap
 from .optim import adam, lr_scheduler_from_args, max_train_steps_from_args
 from .validation import paired_validation, write_validation_grid
 
+
 def init_accelerator(args: argparse.Namespace):
     """The run's ``Accelerator``, then what every trainer sets up before building anything: log
     format and levels, the seed, TF32, and ``--output_dir`` with ``training_args.json``."""

@@ -20,6 +20,7 @@ from ..image import tensor_to_pil
 from .logs import log_validation_images
 from .nets import unwrap
 
+
 def validation_split(data_dir: str | os.PathLike | None) -> str:
     """Where validation grids come from: ``"val"`` when ``DIR/val/photos`` exists, else ``"train"``.
 
