@@ -13,9 +13,8 @@ as PNG, then compared with the ground truth. Sketches are compared in gray (``L`
 compared on luminance (FSIM, SSIM, L1) and in colour with FSIMc (which Face-Sketch-SCG reports via
 pyiqa's ``fsim``, chromatic by default). Metric references: :mod:`photosketch.metrics`.
 
-LPIPS is computed only when ``--lpips_weights`` names local files (never downloaded); DISTS and FID
-are not implemented here. Every metric not computed is recorded in ``results.json`` as
-``"skipped: ..."`` with the reason.
+LPIPS, DISTS and FID need network weights that cannot be installed offline here, so they are not
+implemented; ``results.json`` records each as ``"skipped: ..."`` with the reason.
 
 Writes ``OUT/results.json`` and ``OUT/contact_sheet.png`` (input | output | ground truth).
 """
@@ -128,23 +127,6 @@ def _sample_size(model: nn.Module) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------
-# LPIPS (optional, local weights only)
-# --------------------------------------------------------------------------------------------
-
-def _lpips_entry(paths: Sequence[str] | None) -> tuple[object, str | None]:
-    """(LPIPS module or None, reason it is skipped or None)."""
-    if not paths:
-        return None, SKIPPED_NO_WEIGHTS
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        return None, f"{SKIPPED_NO_WEIGHTS} ({', '.join(missing)} not found)"
-    try:
-        return metrics.LPIPS.from_files(paths), None
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        return None, f"skipped: cannot load LPIPS weights ({exc})"
-
-
-# --------------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------------
 
@@ -160,7 +142,7 @@ def _run_model(model: nn.Module, image: Image.Image, size: int | None, channels:
     return tensor_to_pil(y[0].float())
 
 
-def _score(out: Image.Image, gt: Image.Image, target: str, lpips_model) -> dict[str, float]:
+def _score(out: Image.Image, gt: Image.Image, target: str) -> dict[str, float]:
     if target == "sketch":
         out, gt = out.convert("L"), gt.convert("L")
     else:
@@ -168,8 +150,6 @@ def _score(out: Image.Image, gt: Image.Image, target: str, lpips_model) -> dict[
     row = {"fsim": metrics.fsim(out, gt), "ssim": metrics.ssim(out, gt), "l1": metrics.l1(out, gt)}
     if target == "photo":
         row["fsimc"] = metrics.fsimc(out, gt)
-    if lpips_model is not None:
-        row["lpips"] = lpips_model.score(out, gt)
     return row
 
 
@@ -212,7 +192,6 @@ def evaluate(
     *,
     size: int | None = None,
     styles: dict[str, str] | None = None,
-    lpips_model=None,
     num_samples: int = 16,
     progress: bool = True,
     sketch_source: str = "real",
@@ -267,10 +246,10 @@ def evaluate(
             row["style"] = styles.get(photo_path.stem, "unlisted")
         if image_style is not None:
             row["model_style"] = image_style
-        row.update(_score(out, gt, target, lpips_model))
+        row.update(_score(out, gt, target))
         if floor:
             nothing = src.convert("L").resize(gt.size, Image.BICUBIC)
-            row["floor"] = _score(nothing.convert("RGB") if target == "photo" else nothing, gt, target, None)
+            row["floor"] = _score(nothing.convert("RGB") if target == "photo" else nothing, gt, target)
         t_metrics += time.perf_counter() - t1
         t_model += t1 - t0
         rows.append(row)
@@ -315,8 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
                    help="also score doing nothing (the grayscale input as the output): the floor every number is read against")
     p.add_argument("--lpips_weights", nargs="+", default=None, metavar="FILE",
-                   help="local LPIPS-VGG weight file(s): a full lpips.LPIPS(net='vgg') state dict, or torchvision "
-                        "vgg16 weights plus the LPIPS v0.1 linear layers (never downloaded)")
+                   help="local LPIPS weights (LPIPS is not implemented; recorded as skipped)")
     p.add_argument("--dists_weights", default=None, metavar="FILE",
                    help="local DISTS weights (DISTS is not implemented; recorded as skipped)")
     p.add_argument("--fid_weights", default=None, metavar="FILE",
@@ -385,15 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif style is not None:
         return _fail(f"{args.model} has no styles; drop --style")
 
-    lpips_model, lpips_reason = _lpips_entry(args.lpips_weights)
     default_out = Path("outputs") / "eval" / f"{Path(args.model.rstrip('/')).name}_{args.direction}"
     out_dir = Path(args.output_dir or default_out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     try:
-        rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles,
-                                         lpips_model=lpips_model, num_samples=args.num_samples,
+        rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles, num_samples=args.num_samples,
                                          progress=not args.quiet, sketch_source=args.sketch_source, style=style,
                                          floor=args.floor)
     except (ImageLoadError, ValueError) as exc:
@@ -401,16 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     timing["total_s"] = time.perf_counter() - t0
 
     keys = ["fsim", "ssim", "l1"] + (["fsimc"] if args.direction == "sketch2photo" else [])
-    keys += ["lpips"] if lpips_model is not None else []
     means: dict[str, object] = _mean_rows(rows, keys)
-    if lpips_model is None:
-        means["lpips"] = lpips_reason
-    means["dists"] = (SKIPPED_NO_WEIGHTS if not args.dists_weights
-                      else "skipped: DISTS is not implemented in photosketch (no external packages)")
-    means["fid"] = (SKIPPED_NO_WEIGHTS if not args.fid_weights
-                    else "skipped: FID is not implemented in photosketch (no external packages)")
-    floor_keys = [k for k in keys if k != "lpips"]
-    floor_means = _mean_rows([r["floor"] for r in rows], floor_keys) if args.floor else None
+    for name, weights in (("lpips", args.lpips_weights), ("dists", args.dists_weights), ("fid", args.fid_weights)):
+        means[name] = (SKIPPED_NO_WEIGHTS if not weights
+                       else f"skipped: {name.upper()} is not implemented in photosketch (no external packages)")
+    floor_means = _mean_rows([r["floor"] for r in rows], keys) if args.floor else None
     results = {
         "model": args.model,
         "model_kind": kind,
@@ -440,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             group = [r for r in rows if r["style"] == name]
             by_style[name] = {"n": len(group), **_mean_rows(group, keys)}
             if args.floor:
-                by_style[name]["floor"] = _mean_rows([r["floor"] for r in group], floor_keys)
+                by_style[name]["floor"] = _mean_rows([r["floor"] for r in group], keys)
         results["means_by_style"] = by_style
         results["styles_csv"] = str(styles_csv)
 
@@ -452,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(f"{args.model} {args.direction} on {base} (n={len(rows)}): {summary}\n")
     if floor_means:
         sys.stdout.write("  do nothing (grayscale input as output): "
-                         + ", ".join(f"{k.upper()} {floor_means[k]:.4f}" for k in floor_keys if k in floor_means) + "\n")
+                         + ", ".join(f"{k.upper()} {floor_means[k]:.4f}" for k in keys if k in floor_means) + "\n")
     if styles is not None:
         for name, m in results["means_by_style"].items():
             parts = ", ".join(f"{k.upper()} {m[k]:.4f}" for k in keys if k in m)

@@ -30,6 +30,7 @@ __all__ = [
     "MIN_SIDE",
     "check_size",
     "load_image",
+    "luminance",
     "pil_to_tensor",
     "resize_tensor",
     "tensor_to_pil",
@@ -213,3 +214,13 @@ def resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+#: ITU-R 601 luma weights (PIL's ``convert("L")``); they sum to 1, so they apply unchanged to [-1, 1] tensors.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luminance(photo: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) luma in the same [-1, 1] range."""
+    w = photo.new_tensor(LUMA).view(1, 3, 1, 1)
+    return (photo * w).sum(1, keepdim=True)

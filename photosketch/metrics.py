@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["LPIPS", "MetricInput", "fsim", "fsimc", "l1", "phase_congruency", "ssim", "to_float_array"]
+__all__ = ["MetricInput", "fsim", "fsimc", "l1", "phase_congruency", "ssim", "to_float_array"]
 
 MetricInput = Union[Image.Image, np.ndarray, torch.Tensor]
 
@@ -359,103 +359,3 @@ def l1(a: MetricInput, b: MetricInput, *, color: bool = False) -> float:
         x, y = (v if v.ndim == 3 else np.repeat(v[..., None], 3, -1) for v in (x, y))
         return float(np.abs(x - y).mean() / 255.0)
     return float((_luma(x) - _luma(y)).abs().mean() / 255.0)
-
-
-# --------------------------------------------------------------------------------------------
-# LPIPS (optional; local weights only)
-# --------------------------------------------------------------------------------------------
-
-# torchvision's VGG16 ``features`` indices: convolutions (each followed by a ReLU) and max-pools.
-_VGG16_CONVS = {0: (3, 64), 2: (64, 64), 5: (64, 128), 7: (128, 128), 10: (128, 256), 12: (256, 256),
-                14: (256, 256), 17: (256, 512), 19: (512, 512), 21: (512, 512), 24: (512, 512),
-                26: (512, 512), 28: (512, 512)}
-_VGG16_POOLS = (4, 9, 16, 23)
-_LPIPS_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
-_LPIPS_CHANNELS = (64, 128, 256, 512, 512)
-
-
-class LPIPS(torch.nn.Module):
-    """LPIPS v0.1 with the VGG16 backbone (Zhang et al., CVPR 2018), without torchvision.
-
-    Weights are never downloaded: :meth:`from_files` reads local state dicts (``.pth`` /
-    ``.safetensors``), either a whole ``lpips.LPIPS(net='vgg')`` state dict (``net.sliceK.I.*``,
-    ``linK.model.1.weight``) or torchvision ``vgg16`` weights (``features.I.*``) plus the LPIPS
-    linear layers in a second file. Not validated against reference values here, since no
-    weights are available offline; check one known pair before reporting numbers.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        layers: list[torch.nn.Module] = []
-        for i in range(30):
-            if i in _VGG16_CONVS:
-                layers.append(torch.nn.Conv2d(*_VGG16_CONVS[i], 3, padding=1))
-            elif i in _VGG16_POOLS:
-                layers.append(torch.nn.MaxPool2d(2, 2))
-            else:
-                layers.append(torch.nn.ReLU())
-        self.features = torch.nn.Sequential(*layers)
-        self.lins = torch.nn.ModuleList(torch.nn.Conv2d(c, 1, 1, bias=False) for c in _LPIPS_CHANNELS)
-        # lpips ScalingLayer: [-1, 1] input to ImageNet-normalised statistics.
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    @classmethod
-    def from_files(cls, paths) -> "LPIPS":
-        state: dict[str, torch.Tensor] = {}
-        for path in paths:
-            path = str(path)
-            if path.endswith(".safetensors"):
-                import safetensors.torch
-
-                part = safetensors.torch.load_file(path)
-            else:
-                part = torch.load(path, map_location="cpu", weights_only=True)
-                part = part.get("state_dict", part) if isinstance(part, dict) else part
-            if not isinstance(part, dict):
-                raise ValueError(f"{path}: not a state dict")
-            state.update(part)
-        model = cls()
-        mapped: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            parts = key.split(".")
-            if key.startswith("net.slice") and len(parts) == 4:  # net.slice2.5.weight
-                mapped[f"features.{parts[2]}.{parts[3]}"] = value
-            elif key.startswith("features.") and len(parts) == 3:  # torchvision vgg16
-                mapped[key] = value
-            elif parts[0].startswith("lin") and parts[0][3:].isdigit() and parts[-1] == "weight":  # lin2.model.1.weight
-                mapped[f"lins.{parts[0][3:]}.weight"] = value
-        expected = set(model.state_dict()) - {"shift", "scale"}
-        missing = sorted(expected - set(mapped))
-        if missing:
-            more = " ..." if len(missing) > 4 else ""
-            raise ValueError(f"LPIPS weights incomplete: missing {', '.join(missing[:4])}{more}")
-        model.load_state_dict({k: mapped[k] for k in expected}, strict=False)
-        return model
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Distances (N,) between NCHW RGB batches in [-1, 1]."""
-        h = torch.cat([x, y]).float()
-        h = (h - self.shift) / self.scale
-        total = h.new_zeros(x.shape[0])
-        tap = 0
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i in _LPIPS_TAPS:
-                f = h / (torch.sqrt((h**2).sum(dim=1, keepdim=True)) + 1e-10)  # unit length per position
-                f0, f1 = f.chunk(2)
-                total = total + self.lins[tap]((f0 - f1) ** 2).mean(dim=(1, 2, 3))
-                tap += 1
-                if tap == len(_LPIPS_TAPS):
-                    break
-        return total
-
-    def score(self, a: MetricInput, b: MetricInput) -> float:
-        """LPIPS of two images (gray images are compared as R = G = B)."""
-        x, y = _pair(a, b)
-        t = [torch.from_numpy(np.ascontiguousarray(v if v.ndim == 3 else np.repeat(v[..., None], 3, -1)))
-             .permute(2, 0, 1)[None].float() / 127.5 - 1 for v in (x, y)]
-        with torch.inference_mode():
-            return float(self(t[0], t[1])[0])

@@ -122,10 +122,9 @@ class OnnxRunner:
     def __call__(self, x: torch.Tensor, style=None) -> torch.Tensor:
         """Like ``model(x, style)``: ``style`` as in :meth:`~photosketch.models.PhotoSketchModel.style_weights`."""
         feeds = {}
-        if self.model.styles:
-            feeds["style"] = self.model.style_weights(style, x.shape[0], dtype=torch.float32).numpy()
-        elif style is not None:
-            raise ValueError(f"{type(self.model).__name__} has no styles; call it without style=")
+        w = self.model.style_input(style, x.shape[0], dtype=torch.float32)  # refuses a style for an unstyled model
+        if w is not None:
+            feeds["style"] = w.numpy()
         x, h, w = self.model._pad(x)
         feeds["input"] = x.detach().float().contiguous().numpy()
         out = self.session.run(None, feeds)[0]

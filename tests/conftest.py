@@ -60,6 +60,17 @@ def face_image():
 
 
 @pytest.fixture
+def accelerator(tmp_path):
+    """A CPU ``Accelerator``; its state is a process-wide singleton, so each test gets a fresh one."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield Accelerator(cpu=True)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture
 def one_thread():
     """torch on one thread for the test: small float64 work is faster so, and CI's 2 cores are shared."""
     import torch

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from photosketch import training as T
+from photosketch.training import loop, validation
 from photosketch.models import load_generator
 from tests.conftest import load_script, make_face
 
@@ -157,7 +157,7 @@ def test_validation_images_come_from_val_never_test(tmp_path):
                 Image.new("RGB", (40, 40), (value, value, value)).save(data / split / sub / f"{i}.png")
     common = dict(resolution=32, sketch_channels=1)
     for paired in (True, False):
-        photos, sketches, source = T.validation_images(
+        photos, sketches, source = validation.validation_images(
             4, data_dir=data, photo_dir=data / "train" / "photos", sketch_dir=data / "train" / "sketches", paired=paired,
             **common)
         assert photos.shape == (2, 3, 32, 32) and sketches.shape == (2, 1, 32, 32) and "val" in source
@@ -168,19 +168,19 @@ def test_validation_images_come_from_val_never_test(tmp_path):
             f.unlink()
         (data / "val" / sub).rmdir()
     (data / "val").rmdir()
-    assert T.validation_split(data) == "train" and T.validation_split(None) == "train"
-    photos, _, source = T.validation_images(4, data_dir=data, paired=True, **common)
+    assert validation.validation_split(data) == "train" and validation.validation_split(None) == "train"
+    photos, _, source = validation.validation_images(4, data_dir=data, paired=True, **common)
     assert "train" in source and torch.allclose(photos, torch.full_like(photos, 200 / 127.5 - 1), atol=0.02)
 
 
 def test_interrupt_saves_a_checkpoint(data_dir, tmp_path, monkeypatch):
-    original = T.Throughput.add
+    original = loop.Throughput.add
 
     def add_then_interrupt(self, n):  # Ctrl-C arriving during step 1
         original(self, n)
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(T.Throughput, "add", add_then_interrupt)
+    monkeypatch.setattr(loop.Throughput, "add", add_then_interrupt)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         run(data_dir, out, "--max_train_steps", "4", "--checkpointing_steps", "0")

@@ -155,3 +155,16 @@ def test_floor_row_and_styled_models(paired, tmp_path, capsys):
     assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "m"),
                  "--output_dir", str(out), "--quiet", "--style", "c"]) == 2
     assert "unknown style 'c'" in capsys.readouterr().err
+
+
+def test_metrics_without_an_implementation_are_recorded_as_skipped(paired, tmp_path):
+    # LPIPS, DISTS and FID need weights that do not install offline: named or not, never a number.
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    out = tmp_path / "out"
+    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog", "--output_dir", str(out),
+                 "--size", "32", "--quiet", "--limit", "1", "--no-floor", "--lpips_weights", str(weights)]) == 0
+    means = _results(out)["means"]
+    assert means["lpips"] == "skipped: LPIPS is not implemented in photosketch (no external packages)"
+    assert means["dists"] == means["fid"] == "skipped: weights not available"
+    assert all(isinstance(row["fsim"], float) and "lpips" not in row for row in _results(out)["per_image"])

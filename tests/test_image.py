@@ -65,3 +65,15 @@ def test_cli_and_app_use_the_library_limit(huge_png, tmp_path, capsys):
     assert "above the 50 MP limit" in err and "Traceback" not in err
     with pytest.raises(space.gr.Error, match="above the 50 MP limit"):
         space.check_dimensions(8500, 6000, "huge.png")
+
+
+def test_luminance_matches_pil_convert_L():
+    import torch
+    from PIL import Image
+
+    from photosketch.image import luminance, pil_to_tensor
+
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    y = luminance(pil_to_tensor(rgb, 3)[None])
+    assert y.shape == (1, 1, 8, 8)
+    assert torch.allclose(y[0], pil_to_tensor(rgb.convert("L"), 1), atol=1 / 127.5)  # PIL rounds to 8 bits

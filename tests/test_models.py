@@ -297,7 +297,7 @@ def test_unknown_style_is_one_line_listing_the_valid_ones():
 def test_unconditioned_weights_warm_start_a_styled_model(tmp_path):
     # --init_weights: the style layers start as the identity, so every style first draws like the
     # unconditioned model; a folder of another shape is refused in one line.
-    from photosketch.training import init_weights, load_init_weights
+    from photosketch.training.nets import init_weights, load_init_weights
 
     plain = init_weights(build_generator("resnet", **TINY["resnet"])).eval()
     plain.save_pretrained(tmp_path / "plain")
@@ -318,3 +318,25 @@ def test_multiscale_discriminator_features():
     out = d(torch.randn(2, 4, 64, 64))
     assert len(out) == 2 and len(out[0]) == 5  # 4 LeakyReLU activations + the logits, per scale
     assert out[0][-1].shape[1] == 1 and out[1][-1].shape[-1] < out[0][-1].shape[-1]
+
+
+def test_style_input_is_the_one_style_check_for_every_backend():
+    # forward() and the ONNX runner both ask style_input what the network gets for a style.
+    plain = build_generator("compact", **TINY["compact"])
+    assert plain.style_input(None, 2) is None
+    with pytest.raises(ValueError, match="CompactGenerator has no styles; call it without style="):
+        plain.style_input("cufs", 2)
+    styled = _styled("compact")
+    w = styled.style_input("cufs", 2, dtype=torch.float64)
+    assert w.dtype == torch.float64 and w.tolist() == [[0, 0, 0, 1]] * 2
+    assert torch.equal(styled.style_input(None, 1), styled.style_weights(None, 1))
+
+
+def test_discriminators_are_importable_from_their_module_and_the_package():
+    from photosketch import models
+    from photosketch.models import discriminators
+
+    assert models.PatchDiscriminator is discriminators.PatchDiscriminator
+    d = discriminators.MultiscaleDiscriminator(4, ndf=8, num_scales=2)
+    out = d(torch.zeros(1, 4, 64, 64))
+    assert len(out) == 2 and out[1][-1].shape[-1] < out[0][-1].shape[-1]  # the second scale sees half the image

@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from photosketch.models import load_generator
+from photosketch.training.validation import paired_validation
 from tests.conftest import load_script, make_face
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,15 +131,15 @@ def test_bad_file_is_skipped_with_a_warning(tmp_path, caplog):
 
 
 def test_interrupt_saves_a_checkpoint(data_dir, tmp_path, monkeypatch):
-    from photosketch import training
+    from photosketch.training import loop
 
-    original = training.Throughput.add
+    original = loop.Throughput.add
 
     def add_then_interrupt(self, n):  # Ctrl-C arriving during step 1
         original(self, n)
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(training.Throughput, "add", add_then_interrupt)
+    monkeypatch.setattr(loop.Throughput, "add", add_then_interrupt)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         run(data_dir, out, "--max_train_steps", "4", "--checkpointing_steps", "0", "--generator", "compact", "--n_blocks", "1")
@@ -171,11 +172,11 @@ def test_validation_pairs_skip_the_test_split(tmp_path):
         (data / "test" / sub).mkdir(parents=True)
         Image.new("RGB", (40, 40), (0, 0, 0)).save(data / "test" / sub / "t.png")
     args = pix2pix.parse_args(["--data_dir", str(data), "--resolution", "32", "--num_validation_images", "4"])
-    inputs, targets, _styles, source = pix2pix._validation_batch(args)
+    inputs, targets, _styles, source = paired_validation(args)
     assert inputs.shape == (2, 3, 32, 32) and targets.shape == (2, 1, 32, 32)
     assert "train" in source and inputs.mean() > -0.5  # synthetic faces, not the black test image
     make_pairs(data / "val", n=1)
-    assert "val" in pix2pix._validation_batch(args)[3]
+    assert "val" in paired_validation(args)[3]
 
 
 def test_two_processes_on_cpu(data_dir, tmp_path):

@@ -96,3 +96,21 @@ def test_onnxruntime_available_checks_both_packages(monkeypatch):
     assert not runtime.onnxruntime_available()
     found["onnx"] = True
     assert runtime.onnxruntime_available()
+
+
+@needs_ort
+def test_onnx_runner_takes_styles_like_the_model():
+    torch.manual_seed(0)
+    styled = CompactGenerator(ngf=4, n_blocks=1, styles=["a", "b"]).eval()
+    with torch.no_grad():
+        for m in styled.modules():
+            if hasattr(m, "film"):
+                m.film.weight.normal_(0, 0.5)  # styles that differ (they start as the identity)
+    runner = make_runner(styled, "onnxruntime", num_threads=1)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for style in ("a", "b"):
+        with torch.inference_mode():
+            assert torch.allclose(runner(x, style=style), styled(x, style=style), atol=2e-5)
+    plain = make_runner(CompactGenerator(ngf=4, n_blocks=1).eval(), "onnxruntime", num_threads=1)
+    with pytest.raises(ValueError, match="has no styles; call it without style="):
+        plain(x, style="a")

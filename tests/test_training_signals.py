@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from photosketch import training as T
+from photosketch.training import checkpoints
 from tests.conftest import load_script, make_paired_split
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,12 +64,12 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(data_dir, tmp_path):
     proc.send_signal(signal.SIGTERM)  # what docker stop, Kubernetes, timeout and Spaces send
     assert proc.wait(timeout=120) == 143
     log = out.with_suffix(".log").read_text()
-    [checkpoint] = T.list_checkpoints(out)
-    assert T.checkpoint_problem(checkpoint) is None
+    [checkpoint] = checkpoints.list_checkpoints(out)
+    assert checkpoints.checkpoint_problem(checkpoint) is None
     assert f"resume with --resume_from_checkpoint {checkpoint}" in log and "Traceback" not in log
-    step = T.checkpoint_step(checkpoint)
+    step = checkpoints.checkpoint_step(checkpoint)
     resume(data_dir, out, step + 1, *extra)  # the saved state loads weights-only and training goes on
-    assert T.find_latest_checkpoint(out) == out / f"checkpoint-{step + 1}"
+    assert checkpoints.find_latest_checkpoint(out) == out / f"checkpoint-{step + 1}"
     assert (out / "photo2sketch" / "model.safetensors").is_file()
 
 
@@ -87,12 +87,12 @@ def test_kill_9_at_random_instants_always_resumes(data_dir, tmp_path):
         proc.kill()
         proc.wait(timeout=60)
         mid_save += any(p.name.startswith(".checkpoint-") for p in out.iterdir())
-        latest = T.find_latest_checkpoint(out)
+        latest = checkpoints.find_latest_checkpoint(out)
         assert latest is not None, sorted(os.listdir(out))
-        step = T.checkpoint_step(latest)
+        step = checkpoints.checkpoint_step(latest)
         resume(data_dir, out, step + 2, "--checkpointing_steps", "1", "--checkpoints_total_limit", "1")
-        assert T.list_checkpoints(out) == [out / f"checkpoint-{step + 2}"]
-        assert json.loads((out / f"checkpoint-{step + 2}" / T.CHECKPOINT_MARKER).read_text())["step"] == step + 2
+        assert checkpoints.list_checkpoints(out) == [out / f"checkpoint-{step + 2}"]
+        assert json.loads((out / f"checkpoint-{step + 2}" / checkpoints.CHECKPOINT_MARKER).read_text())["step"] == step + 2
         assert not any(p.name.startswith(".checkpoint-") for p in out.iterdir())
     print(f"{mid_save} of 20 kills landed inside a checkpoint save")
     assert mid_save >= 1, "no kill landed inside a checkpoint save"

@@ -1,0 +1,145 @@
+"""The networks of a run, from the command line: the generator (``--generator`` and its options,
+pix2pix's initialisation, a warm start from ``--init_weights``), the PatchGAN discriminators, and
+helpers to freeze a network or reach the plain module under DDP / ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, build_generator
+
+logger = logging.getLogger(__name__)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """N(0, 0.02) conv weights, zero biases, N(1, 0.02) batch-norm scales (pix2pix sec. 3.3 /
+    the reference implementation's ``init_type='normal'``)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    for m in net.modules():
+        if isinstance(m, StyleNorm):  # styles start as the plain norm (see StyleNorm)
+            nn.init.zeros_(m.film.weight)
+            nn.init.zeros_(m.film.bias)
+    return net
+
+
+def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """Warm start (``--init_weights``): copy a Hub-layout folder's ``model.safetensors`` into ``generator``.
+
+    Shapes must match exactly. The only keys allowed to be missing are the style layers
+    (``StyleNorm.film``), so an unconditioned model warm-starts a style-conditioned one of the same
+    architecture; those layers keep their identity initialisation. Optimizer state starts fresh.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init_weights {folder}: no model.safetensors there")
+    loaded = load_file(str(path))
+    own = generator.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items() if k in own and v.shape != own[k].shape]
+    unexpected = sorted(set(loaded) - set(own))
+    missing = sorted(k for k in set(own) - set(loaded) if ".film." not in k)
+    if mismatched or unexpected or missing:
+        problems = mismatched[:3] + [f"unexpected {k}" for k in unexpected[:3]] + [f"missing {k}" for k in missing[:3]]
+        raise ValueError(f"--init_weights {folder} does not fit this generator: " + "; ".join(problems))
+    with torch.no_grad():
+        for k, v in loaded.items():
+            own[k].copy_(v.to(own[k].dtype))
+    logger.info("warm start from %s (%d tensors)", folder, len(loaded))
+    return generator
+
+
+def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int, styles: Sequence[str] | None = None) -> dict:
+    """Constructor arguments of ``--generator`` from the command line (only those it takes)."""
+    kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels, "ngf": args.ngf, "sample_size": args.resolution}
+    if styles:
+        kwargs["styles"] = list(styles)
+    if args.generator in ("resnet", "compact") and args.n_blocks is not None:
+        kwargs["n_blocks"] = args.n_blocks
+    if args.generator == "unet":
+        # U-Net-256 has 8 levels, U-Net-128 7: the bottleneck reaches 1x1 (pix2pix appendix 6.1.1).
+        kwargs["num_downs"] = args.num_downs or max(5, min(8, int(math.log2(args.resolution))))
+    if args.norm is not None:
+        kwargs["norm"] = args.norm
+    elif args.generator == "unet":
+        # pix2pix trains at batch size 1 and keeps batch norm in training mode at test time, i.e.
+        # instance norm; using instance norm outright gives the exported (eval-mode) model the same
+        # behaviour as during training.
+        kwargs["norm"] = "instance"
+    if args.dropout is not None and args.generator in ("resnet", "unet"):
+        kwargs["dropout"] = args.dropout
+    return kwargs
+
+
+def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_channels: int,
+                              styles: Sequence[str] | None = None) -> nn.Module:
+    """The generator, initialised (pix2pix sec. 3.3), warm-started from ``--init_weights`` when given."""
+    generator = init_weights(build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels, styles)))
+    if getattr(args, "init_weights", None):
+        load_init_weights(generator, args.init_weights)
+    return generator
+
+
+def build_discriminator(args: argparse.Namespace, in_channels: int, num_scales: int | None = None) -> nn.Module:
+    """A 70x70 PatchGAN (``--ndf``, ``--n_layers_d``, ``--norm_d``) judging ``in_channels``-channel images,
+    initialised as pix2pix sec. 3.3. With ``num_scales``, pix2pixHD's stack of them at full, 1/2, 1/4...
+    resolution, which returns every layer's features (what feature matching needs, even at one scale)."""
+    if num_scales is not None:
+        net = MultiscaleDiscriminator(in_channels, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d,
+                                      num_scales=num_scales)
+    else:
+        net = PatchDiscriminator(in_channels, ndf=args.ndf, n_layers=args.n_layers_d, norm=args.norm_d)
+    return init_weights(net)
+
+
+def set_requires_grad(modules: nn.Module | Sequence[nn.Module], flag: bool) -> None:
+    """Freeze the discriminator(s) while the generator is updated (saves their gradient compute)."""
+    for m in [modules] if isinstance(modules, nn.Module) else modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+def unwrap(model: nn.Module, accelerator=None) -> nn.Module:
+    """The plain module under DDP / torch.compile wrappers."""
+    if accelerator is not None:
+        return accelerator.unwrap_model(model, keep_torch_compile=False)
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+class FeatureTap:
+    """Keeps the output of one module from the latest forward pass (a forward hook), for feature losses
+    (``train/distill.py``: the teacher's and the student's bottleneck)."""
+
+    def __init__(self, module: nn.Module):
+        self.value: torch.Tensor | None = None
+        self._handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output) -> None:
+        self.value = output
+
+    def remove(self) -> None:
+        # Hooks are part of a module's state: gone before export (deepcopy) so the model is saved bare.
+        self._handle.remove()
+        self.value = None
