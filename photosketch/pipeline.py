@@ -48,6 +48,7 @@ from .align import (
     CANVAS,
     FaceAligner,
     alignment_matrix,
+    canonical_points,
     canvas_size,
     feather_edges,
     guided_coefficients,
@@ -79,7 +80,7 @@ UPSAMPLERS = ("guided", "bicubic")
 GUIDED_RADIUS = 2
 GUIDED_EPS = 1e-3
 #: Background whitening is skipped when the person mask covers less than this share of the picture.
-MIN_PERSON = 0.01
+MIN_PERSON = 0.05
 
 _LOAD_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "weights_dir")
 
@@ -160,6 +161,13 @@ def _soft_mask(prob: np.ndarray, size: int) -> np.ndarray:
     t = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
     t = t * t * (3 - 2 * t)
     return cv2.GaussianBlur(t.astype(np.float32), (0, 0), max(0.5, size / 200))
+
+
+def _sample(arr: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``arr`` at the nearest pixels to ``points`` ((n, 2) x, y), clamped to the array."""
+    xs = np.clip(np.round(points[:, 0]).astype(int), 0, arr.shape[1] - 1)
+    ys = np.clip(np.round(points[:, 1]).astype(int), 0, arr.shape[0] - 1)
+    return arr[ys, xs]
 
 
 def _to_array(out: torch.Tensor) -> np.ndarray:
@@ -367,16 +375,21 @@ class PhotoSketchPipeline:
             plan.inputs.append(tensor)
         w, h = canvas_size(self.size, self.canvas)
         edges = feather_edges((w, h), ramp=0.08 * self.size)
+        landmarks = canonical_points(self.size, self.canvas)  # where every aligned face has them
         for face in found:
             matrix = alignment_matrix(face, img.size, self.size, self.canvas)
             canvas = warp(rgb, matrix, (w, h), border=255.0)
             alpha, tensor = edges, None
             if plan.background:
                 prob = self.aligner.person_mask(canvas)
-                if prob is not None:
+                # The face itself must be "person": a segmenter that misses it (a drawing, a statue,
+                # a face too small) would otherwise whiten the whole picture into a blank page.
+                if prob is not None and float(np.median(_sample(prob, landmarks))) >= 0.5:
                     mask = _soft_mask(prob, self.size)
                     alpha = edges * mask
                     tensor = self._whiten(Image.fromarray(canvas), mask)
+                elif prob is not None:
+                    logger.info("the person mask misses the face; its background is kept")
             if tensor is None:
                 tensor = pil_to_tensor(Image.fromarray(canvas), self.in_channels)
             plan.faces.append(_FaceJob(len(plan.inputs), matrix, alpha, _luminance(canvas)))
