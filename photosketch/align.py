@@ -318,6 +318,7 @@ class FaceAligner:
         self.haar = FaceDetector()
         self._mp = None  # (face_detection, face_mesh, selfie_segmentation) graphs once built
         self._mp_failed: str | None = None
+        self._mesh_warm = False
         self._lock = threading.Lock()
 
     # -- MediaPipe ---------------------------------------------------------------------------
@@ -401,10 +402,13 @@ class FaceAligner:
         cx, cy = x + bw / 2, y + bh / 2
         to_crop = np.array([[k, 0.0, n / 2 - k * cx], [0.0, k, n / 2 - k * cy]])
         crop = warp(rgb, to_crop, (n, n))
-        with self._lock:
+        # The mesh's first face prints an absl warning (landmark_projection_calculator) to fd 2 once;
+        # the blank warm-up image has no face, so keep stderr quiet until a face has gone through.
+        with self._lock, (contextlib.nullcontext() if self._mesh_warm else _quiet_native_stderr()):
             result = mesh.process(np.ascontiguousarray(crop)).multi_face_landmarks
         if not result:
             return None
+        self._mesh_warm = True
         lm = np.array([[p.x * n, p.y * n] for p in result[0].landmark], dtype=np.float64)
         pts = np.stack([
             lm[list(_MESH_EYE_LEFT)].mean(axis=0),
