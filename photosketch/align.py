@@ -27,6 +27,7 @@ the training crops without landmarks, and there is no background whitening; a on
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -277,20 +278,22 @@ def _quiet_native_stderr():
     """Silence file descriptor 2 for the block: MediaPipe's C++ side prints start-up chatter there
     (TF Lite's XNNPACK notice, absl warnings, a protobuf-6 ``GetPrototype`` note) that Python's
     logging cannot reach. Used only while importing and building the graphs."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+    # Some of it goes through Python's sys.stderr (the protobuf note), the rest straight to fd 2.
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
 
 
 class FaceAligner:

@@ -349,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"--size must be at least 8; got {args.size}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.background and args.direction != "photo2sketch":
+        return _fail("--background applies to --direction photo2sketch only")
 
     try:
         pairs = find_pairs(args.data_dir, args.split)
@@ -397,8 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif style is not None:
         return _fail(f"{args.model} has no styles; drop --style")
 
-    if args.background and args.direction != "photo2sketch":
-        return _fail("--background applies to --direction photo2sketch only")
     pipeline = None
     if args.align or args.background or args.upsample != "bicubic":
         pipeline = {"align": args.align, "background": args.background, "upsample": args.upsample}
