@@ -166,7 +166,7 @@ def uint8_to_tensor(pixels: torch.Tensor) -> torch.Tensor:
 
 def pil_to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
     """PIL image -> float tensor (C, H, W) in [-1, 1]."""
-    arr = np.asarray(to_mode(img, channels))
+    arr = np.array(to_mode(img, channels))  # a writable copy: torch warns about read-only buffers
     if arr.ndim == 2:
         arr = arr[None]
     else:
