@@ -10,8 +10,9 @@ turning failures into messages. Pipelines are loaded on first use and kept, per 
 
 API (every non-streaming endpoint has a stable name; see the README for a ``gradio_client`` snippet):
 
-- ``/photo_to_sketch(photo, model, face_crop, strength, style) -> sketch`` (``style``: one of the model's
-  drawing styles, e.g. ``"fs2k-1"``; empty for the model's default or models without styles)
+- ``/photo_to_sketch(photo, model, face_crop, strength, style, align, background) -> sketch`` (``style``: one
+  of the model's drawing styles, e.g. ``"fs2k-1"``; empty for the model's default or models without styles;
+  ``align`` / ``background``: warp faces to the training layout / whiten the background, both default on)
 - ``/sketch_to_photo(sketch, model) -> photo``, where ``sketch`` is a Sketchpad value
   ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}``
 """
@@ -292,12 +293,13 @@ class SketchApp:
     # -- Photo -> Sketch ---------------------------------------------------------------------
 
     def photo_to_sketch(self, photo: str | None, model: str | None, face_crop: bool = True, strength: float = 0.5,
-                        style: str | None = None):
+                        style: str | None = None, align: bool = True, background: bool = True):
         """An uploaded photo (a file path) -> (sketch, the picture it was made from)."""
         if not photo:
             raise UserError("Upload a photo first (or take one with the webcam, or paste one).")
         img = read_upload(photo, "photo")
-        sketch, before = self._sketch(img, model, face_crop, strength, notify=True, style=style)
+        sketch, before = self._sketch(img, model, face_crop, strength, notify=True, style=style, align=bool(align),
+                                      background=bool(background))
         return save_png(sketch, self.output_dir), before
 
     def styles(self, model: str | None) -> list[str]:
@@ -322,7 +324,8 @@ class SketchApp:
         return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0]
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
-                detector: FaceDetector | None = None, style: str | None = None):
+                detector: FaceDetector | None = None, style: str | None = None, align: bool = False,
+                background: bool = False):
         pipe = self.pipeline(model, "photo2sketch")
         # A style applies to style-conditioned models only; others (classical styles, the live student)
         # draw their one style whatever the picker says.
@@ -335,7 +338,8 @@ class SketchApp:
                 gr.Info("No face found; sketching the whole picture.")
             img = crop
         strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
-        sketch = pipe(img, face_crop=False, strength=strength, style=style)
+        # The live stream keeps align / background off (the defaults here): per-frame speed first.
+        sketch = pipe(img, face_crop=False, strength=strength, style=style, align=align, background=background)
         # The "before" half of the before/after slider: what was sketched, at preview size.
         return sketch, fit(img, max_side=1024)
 
@@ -476,6 +480,10 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     )
                     with gr.Row():
                         face_crop = gr.Checkbox(value=True, label="Crop to the face")
+                        align = gr.Checkbox(value=True, label="Align the face", elem_id="photo-align",
+                                            info="eyes, nose and mouth where the training faces had them")
+                        background = gr.Checkbox(value=True, label="White background", elem_id="photo-background",
+                                                 info="only the person is drawn")
                         strength = gr.Slider(
                             0.0, 1.0, value=0.5, step=0.05, label="Line strength",
                             info="classical styles only", interactive=_supports_strength(photo_default),
@@ -579,7 +587,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
 
         previews.select(pick_style, [p_model], style, api_visibility="private", queue=False)
         p_button.click(
-            app.photo_to_sketch, [photo, p_model, face_crop, strength, style], [sketch_out, before],
+            app.photo_to_sketch, [photo, p_model, face_crop, strength, style, align, background], [sketch_out, before],
             api_name="photo_to_sketch",
             api_description="Face photo -> pencil sketch (PNG). strength in [0, 1] applies to classical styles; "
                             "style to style-conditioned models.",

@@ -20,8 +20,13 @@ on Conv2d / ConvTranspose2d / Linear; elementwise ops, norms and the classical s
 convolutions are not counted) come with each generator.
 
 If ``photosketch.pipeline`` exists, the end-to-end ``PhotoSketchPipeline`` (loading, resizing,
-model, post-processing; with and without face crop) is timed on a 640x480 photo (``--photo``, or a
-synthetic face).
+model, post-processing) is timed on a photo (``--photo``, or a synthetic 640x480 face) in four
+settings: the whole image (alignment and background off, the behaviour before alignment existed), the
+Haar face crop, aligned faces, and aligned faces on a white background (the photo→sketch default);
+plus the alignment steps alone (MediaPipe landmarks; person mask of one 256 x 320 canvas).
+
+    python benchmarks/latency.py --threads 2 --models photo2sketch photo2sketch-fast --sizes 256 --batch 1 \
+        --variants onnxruntime --pipeline_models photo2sketch photo2sketch-fast --photo examples/photo_astronaut.jpg
 """
 
 from __future__ import annotations
@@ -298,6 +303,25 @@ def synthetic_photo(width: int = 640, height: int = 480):
     return Image.fromarray(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
 
 
+#: (label, pipeline call settings) timed for every pipeline model.
+PIPELINE_SETTINGS = (
+    ("whole image", {"face_crop": False, "align": False, "background": False}),
+    ("face crop", {"face_crop": True, "align": False, "background": False}),
+    ("aligned", {"face_crop": False, "align": True, "background": False}),
+    ("aligned + background (default)", {"face_crop": False, "align": True, "background": True}),
+)
+
+
+def _median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        fn()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
 def run_pipeline(names: Sequence[str], photo, warmup: int, repeats: int, log=None) -> tuple[list[dict], str | None]:
     """Time PhotoSketchPipeline end to end; ([], reason) when the pipeline module is absent."""
     try:
@@ -316,26 +340,37 @@ def run_pipeline(names: Sequence[str], photo, warmup: int, repeats: int, log=Non
             try:
                 pipe = PhotoSketchPipeline.from_pretrained(source, direction="photo2sketch")
             except Exception as exc:
-                rows.append({"model": name, "face_crop": None, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+                rows.append({"model": name, "setting": "n/a", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
                 continue
-            for face_crop in (False, True):
+            for label, settings in PIPELINE_SETTINGS:
                 if log:
-                    log(f"pipeline {name} face_crop={face_crop}")
+                    log(f"pipeline {name} {label}")
+                row = {"model": name, "setting": label, **settings}
                 try:
-                    times = []
-                    for i in range(warmup + repeats):
-                        t0 = time.perf_counter()
-                        pipe(photo, face_crop=face_crop)
-                        dt = time.perf_counter() - t0
-                        if i >= warmup:
-                            times.append(dt)
-                    med = statistics.median(times)
-                    rows.append({"model": name, "face_crop": face_crop, "median_ms": 1000 * med,
-                                 "images_per_s": 1 / med, "repeats": len(times)})
+                    med = _median_ms(lambda: pipe(photo, **settings), warmup, repeats)
+                    row.update({"median_ms": med, "images_per_s": 1000 / med, "repeats": repeats})
                 except Exception as exc:
-                    rows.append({"model": name, "face_crop": face_crop,
-                                 "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+                    row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                rows.append(row)
     return rows, None
+
+
+def run_alignment(photo, warmup: int, repeats: int) -> list[dict]:
+    """The alignment steps alone: face landmarks on the photo, the person mask of one aligned canvas."""
+    import numpy as np
+
+    from photosketch.align import FaceAligner, alignment_matrix, canvas_size, warp
+
+    aligner = FaceAligner()
+    faces = aligner.detect(photo)
+    rows = [{"step": f"faces ({faces[0].source if faces else 'none found'}, {len(faces)} face(s))",
+             "median_ms": _median_ms(lambda: aligner.detect(photo), warmup, repeats)}]
+    if faces and aligner.has_landmarks:
+        size = canvas_size(256)
+        canvas = warp(np.asarray(photo.convert("RGB")), alignment_matrix(faces[0], photo.size, 256), size, border=255.0)
+        rows.append({"step": f"person mask ({size[0]}x{size[1]} canvas)",
+                     "median_ms": _median_ms(lambda: aligner.person_mask(canvas), warmup, repeats)})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +391,8 @@ def _fmt(value, spec: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, spec)
 
 
-def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_note: str | None) -> str:
+def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_note: str | None,
+             alignment_rows: Sequence[dict] = ()) -> str:
     out = [
         "## Latency",
         "",
@@ -383,17 +419,19 @@ def markdown(meta: dict, rows: list[dict], pipeline_rows: list[dict], pipeline_n
             "Variants: onnxruntime = photosketch.runtime (the pipeline's default); torchscript = jit trace + freeze + "
             "optimize_for_inference; int8 = PyTorch FX static quantisation (x86 backend, 8 calibration inputs); "
             "compile = torch.compile (first call compiles, in the warm-up). Outputs are in [-1, 1]."]
-    out += ["", "### End-to-end pipeline (640x480 photo, batch 1, fp32)", ""]
+    out += ["", f"### End-to-end pipeline ({meta['photo']}, batch 1, fp32)", ""]
     if pipeline_note:
         out.append(f"skipped: {pipeline_note}")
     elif not pipeline_rows:
         out.append("skipped: no pipeline models selected")
     else:
-        out += ["| model | face crop | median ms | img/s |", "|---|---|---:|---:|"]
+        out += ["| model | setting | median ms | img/s |", "|---|---|---:|---:|"]
         for r in pipeline_rows:
-            crop = {None: "n/a", True: "yes", False: "no"}[r.get("face_crop")]
-            out.append(f"| {r['model']} | {crop} | {_fmt(r.get('median_ms'), '.1f', r.get('error', 'n/a'))} | "
+            out.append(f"| {r['model']} | {r['setting']} | {_fmt(r.get('median_ms'), '.1f', r.get('error', 'n/a'))} | "
                        f"{_fmt(r.get('images_per_s'), '.2f')} |")
+    if alignment_rows:
+        out += ["", "Alignment steps alone (photosketch.align.FaceAligner):", "", "| step | median ms |", "|---|---:|"]
+        out += [f"| {r['step']} | {r['median_ms']:.1f} |" for r in alignment_rows]
     return "\n".join(out) + "\n"
 
 
@@ -443,12 +481,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows = run_models(models, args.sizes, args.batch, args.variants, args.warmup, args.repeats, args.budget_s, log)
 
-    pipeline_rows, pipeline_note = [], None
+    pipeline_rows, pipeline_note, alignment_rows = [], None, []
     if args.no_pipeline:
         pipeline_note = "--no_pipeline"
     else:
         pipeline_names = args.pipeline_models or ["xdog", "compact", "resnet"]
-        pipeline_names = [n for n in pipeline_names if n in GENERATORS or n in _classical_styles()]
+        from photosketch.hub import MODELS
+
+        # Generator classes (untrained, default config), classical styles, registry names, model folders.
+        pipeline_names = [n for n in pipeline_names
+                          if n in GENERATORS or n in _classical_styles() or n in MODELS or Path(n).is_dir()]
         if args.photo:
             from photosketch.image import load_image
 
@@ -456,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             photo = synthetic_photo()
         pipeline_rows, pipeline_note = run_pipeline(pipeline_names, photo, args.warmup, args.repeats, log)
+        if pipeline_names and pipeline_note is None:
+            alignment_rows = run_alignment(photo, args.warmup, args.repeats)
 
     meta = {
         "cpu": _cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -463,14 +507,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": "python benchmarks/latency.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "photo": args.photo or "synthetic 640x480",
     }
-    report = markdown(meta, rows, pipeline_rows, pipeline_note)
+    report = markdown(meta, rows, pipeline_rows, pipeline_note, alignment_rows)
     sys.stdout.write(report)
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".json":
             path.write_text(json.dumps({"meta": meta, "models": rows, "pipeline": pipeline_rows,
-                                        "pipeline_note": pipeline_note}, indent=2) + "\n")
+                                        "pipeline_note": pipeline_note, "alignment": alignment_rows}, indent=2) + "\n")
         else:
             path.write_text(report)
     return 0

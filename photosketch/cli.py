@@ -2,6 +2,7 @@
 
     photosketch to-sketch photo.jpg more/ -o sketches/       # best installed photo→sketch model
     photosketch to-sketch photo.jpg -o out/ --model pencil --strength 0.7
+    photosketch to-sketch group.jpg -o out/ --faces largest --no-background
     photosketch to-photo sketch.png -o photos/ --model runs/s2p/final
     photosketch models                                        # what is installed
 
@@ -37,6 +38,15 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
     p.add_argument("--size", type=int, default=None, help="working size in pixels (shorter side; default: the model's)")
     p.add_argument("--face-crop", action=argparse.BooleanOptionalAction, default=False,
                    help="crop to the largest face (with hair and chin) first; the output is then the crop (default: off)")
+    on = direction == "photo2sketch"
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
+                   help="warp each face to the training data's layout (eyes, nose, mouth) and back "
+                        f"(default: {'on' if on else 'off'}; no face found: the whole image)")
+    if on:
+        p.add_argument("--background", action=argparse.BooleanOptionalAction, default=None,
+                       help="whiten the background around the person so clutter is not drawn (default: on)")
+    p.add_argument("--faces", choices=("each", "largest"), default="each",
+                   help="with --align: sketch each face found or only the largest (default: each)")
     p.add_argument("--strength", type=float, default=None, help="line strength / darkness in [0, 1] (classical styles)")
     if direction == "photo2sketch":
         p.add_argument("--style", default=None,
@@ -114,6 +124,7 @@ def _list_models() -> int:
 
 def _run(args: argparse.Namespace, direction: str) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .pipeline import PhotoSketchPipeline
 
@@ -133,7 +144,7 @@ def _run(args: argparse.Namespace, direction: str) -> int:
     try:
         pipe = PhotoSketchPipeline.from_pretrained(
             args.model, direction=direction, size=args.size, face_crop=args.face_crop, num_threads=args.threads,
-            backend=args.backend,
+            backend=args.backend, align=args.align, background=getattr(args, "background", None), faces=args.faces,
         )
     except (ModelNotAvailableError, KeyError) as exc:
         _error(exc.args[0] if exc.args else str(exc))
@@ -161,16 +172,18 @@ def _run(args: argparse.Namespace, direction: str) -> int:
     failed = len(errors)
     bar = tqdm(list(zip(files, _unique_outputs(files, args.output))), unit="img",
                disable=True if args.quiet or len(files) < 2 else None, file=sys.stderr)  # None: off when not a terminal
-    for src, dst in bar:
-        bar.set_postfix_str(src.name, refresh=False)
-        try:
-            pipe(src, strength=args.strength).save(dst)
-        except ImageLoadError as exc:
-            failed += 1
-            bar.write(f"photosketch: {exc}", file=sys.stderr)
-        except OSError as exc:  # e.g. disk full while saving
-            failed += 1
-            bar.write(f"photosketch: {src}: cannot write {dst}: {exc}", file=sys.stderr)
+    # Notices logged while the bar runs (e.g. "no face found") go above it, not through it.
+    with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+        for src, dst in bar:
+            bar.set_postfix_str(src.name, refresh=False)
+            try:
+                pipe(src, strength=args.strength).save(dst)
+            except ImageLoadError as exc:
+                failed += 1
+                bar.write(f"photosketch: {exc}", file=sys.stderr)
+            except OSError as exc:  # e.g. disk full while saving
+                failed += 1
+                bar.write(f"photosketch: {src}: cannot write {dst}: {exc}", file=sys.stderr)
     done = len(files) - (failed - len(errors))
     logger.info("wrote %d of %d images to %s", done, len(files), args.output)
     return 1 if failed else 0

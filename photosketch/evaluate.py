@@ -197,6 +197,7 @@ def evaluate(
     sketch_source: str = "real",
     style: str | None = None,
     floor: bool = False,
+    pipeline: dict | None = None,
 ) -> tuple[list[dict], list[tuple[Image.Image, Image.Image, Image.Image]], dict[str, float]]:
     """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing).
 
@@ -209,6 +210,10 @@ def evaluate(
     own style from ``styles`` (its ground truth was drawn in it). ``floor=True`` also scores doing
     nothing, the grayscale input itself as the output, into ``row["floor"]``: the number any model
     has to beat (FSIM gives a grayscale photo a fair score against a sketch).
+
+    ``pipeline``: run each input through :class:`~photosketch.pipeline.PhotoSketchPipeline` with these
+    settings (e.g. ``{"align": True, "background": True, "upsample": "guided"}``) instead of the plain
+    protocol (resize, model, resize back): how much the pipeline's preprocessing changes the scores.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -219,6 +224,11 @@ def evaluate(
     model.eval()
     channels = _in_channels(model)
     target = "sketch" if direction == "photo2sketch" else "photo"
+    pipe = None
+    if pipeline is not None:
+        from .pipeline import PhotoSketchPipeline
+
+        pipe = PhotoSketchPipeline(model, direction=direction, size=size, backend="torch", **pipeline)
     rows, samples = [], []
     t_model = t_metrics = 0.0
     for index, (photo_path, sketch_path) in enumerate(tqdm(pairs, desc=f"evaluate {direction}", unit="img",
@@ -239,7 +249,10 @@ def evaluate(
             if not image_style:
                 raise ValueError(f"--style auto: no style listed for {photo_path.stem} (styles.csv)")
         t0 = time.perf_counter()
-        out = _run_model(model, src, size, channels, image_style).resize(gt.size, Image.BICUBIC)
+        if pipe is not None:
+            out = pipe(src, style=image_style).resize(gt.size, Image.BICUBIC)
+        else:
+            out = _run_model(model, src, size, channels, image_style).resize(gt.size, Image.BICUBIC)
         t1 = time.perf_counter()
         row = {"name": photo_path.stem, "input": str(src_path), "ground_truth": str(gt_path)}
         if styles is not None:
@@ -299,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local DISTS weights (DISTS is not implemented; recorded as skipped)")
     p.add_argument("--fid_weights", default=None, metavar="FILE",
                    help="local FID Inception weights (FID is not implemented; recorded as skipped)")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+                   help="run through PhotoSketchPipeline with face alignment (default: off, the literature's protocol)")
+    p.add_argument("--background", action=argparse.BooleanOptionalAction, default=False,
+                   help="run through PhotoSketchPipeline with background whitening (photo2sketch; default: off)")
+    p.add_argument("--upsample", choices=("bicubic", "guided"), default="bicubic",
+                   help="how outputs smaller than the ground truth are enlarged (guided: PhotoSketchPipeline's "
+                        "guided filter; default: bicubic, the protocol)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -315,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"--size must be at least 8; got {args.size}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.background and args.direction != "photo2sketch":
+        return _fail("--background applies to --direction photo2sketch only")
 
     try:
         pairs = find_pairs(args.data_dir, args.split)
@@ -363,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif style is not None:
         return _fail(f"{args.model} has no styles; drop --style")
 
+    pipeline = None
+    if args.align or args.background or args.upsample != "bicubic":
+        pipeline = {"align": args.align, "background": args.background, "upsample": args.upsample}
     default_out = Path("outputs") / "eval" / f"{Path(args.model.rstrip('/')).name}_{args.direction}"
     out_dir = Path(args.output_dir or default_out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -371,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles, num_samples=args.num_samples,
                                          progress=not args.quiet, sketch_source=args.sketch_source, style=style,
-                                         floor=args.floor)
+                                         floor=args.floor, pipeline=pipeline)
     except (ImageLoadError, ValueError) as exc:
         return _fail(str(exc))
     timing["total_s"] = time.perf_counter() - t0
@@ -397,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size": size,
         "input_channels": channels,
         "style": style,
+        "pipeline": pipeline,
         "means": means,
         "floor": floor_means,
         "floor_definition": "doing nothing: the input, converted to grayscale, scored as the output" if args.floor else None,

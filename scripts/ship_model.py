@@ -48,8 +48,11 @@ DATA_SOURCE = (
     "(FS2K + CUFS training pairs)."
 )
 GENERAL_LIMITS = (
-    "Made for aligned, frontal, evenly lit face photos and face sketches. Faces far from that (profile views, "
-    "heavy occlusion, strong side light, non-face images) give poor results. Outputs are stylised images, not "
+    "Made for aligned, frontal, evenly lit face photos and face sketches. `PhotoSketchPipeline` aligns photos "
+    "itself by default: each face is warped to the training photos' layout of eyes, nose and mouth (MediaPipe "
+    "face landmarks; its models are Apache-2.0) and the background is whitened with MediaPipe's person mask; "
+    "sketch → photo inputs are not aligned. Faces far from frontal (profile views, heavy occlusion, strong "
+    "side light) and non-face images give poor results. Outputs are stylised images, not "
     "evidence of what a person looks like: do not use them for identification. The training data is small and "
     "not balanced across ages, skin tones and genders; expect uneven quality across groups."
 )

