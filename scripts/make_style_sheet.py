@@ -42,6 +42,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def render_grid(columns: list[str], rows: list[list[Image.Image]], cell: int) -> Image.Image:
+    """A white sheet: one titled column per entry of ``columns``, each row's images scaled to ``cell`` px high."""
+    header = 18
+    widths = [max(round(cell * r[c].width / r[c].height) for r in rows) for c in range(len(columns))]
+    sheet = Image.new("RGB", (sum(widths), header + cell * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for c, title in enumerate(columns):
+        draw.text((x + 4, 3), title, fill="black")
+        for r, row in enumerate(rows):
+            img = row[c].convert("RGB")
+            w = round(cell * img.width / img.height)
+            sheet.paste(img.resize((w, cell), Image.Resampling.LANCZOS), (x, header + r * cell))
+        x += widths[c]
+    return sheet
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     files = list_images(args.portraits)
@@ -75,18 +92,7 @@ def main(argv=None) -> int:
             preview.thumbnail((args.preview_size, args.preview_size), Image.Resampling.LANCZOS)
             preview.save(args.previews / f"{s}.jpg", quality=88)
 
-    header = 18
-    widths = [max(round(args.cell * r[c].width / r[c].height) for r in rows) for c in range(len(columns))]
-    sheet = Image.new("RGB", (sum(widths), header + args.cell * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    x = 0
-    for c, title in enumerate(columns):
-        draw.text((x + 4, 3), title, fill="black")
-        for r, row in enumerate(rows):
-            img = row[c].convert("RGB")
-            w = round(args.cell * img.width / img.height)
-            sheet.paste(img.resize((w, args.cell), Image.Resampling.LANCZOS), (x, header + r * args.cell))
-        x += widths[c]
+    sheet = render_grid(columns, rows, args.cell)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.output, quality=88, optimize=True)
     print(f"wrote {args.output} ({sheet.width}x{sheet.height}), {len(rows)} portraits x {len(columns) - 1} styles")

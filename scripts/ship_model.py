@@ -197,6 +197,15 @@ def trainer_script(command: str | None) -> str:
     return match.group(0) if match else "train/pix2pix.py"
 
 
+def trained_steps(run_dir: Path, train_args: dict) -> str:
+    """Steps the run made: --max_train_steps, else (a --max_train_minutes run) the last step in its logs.jsonl."""
+    if train_args.get("max_train_steps"):
+        return str(train_args["max_train_steps"])
+    log = run_dir / "logs.jsonl"
+    steps = [json.loads(line).get("step") for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    return str(max((s for s in steps if isinstance(s, int)), default="?"))
+
+
 def main(args: argparse.Namespace) -> int:
     if args.onnx_only:
         folder = args.weights_dir / args.name
@@ -218,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
         + f". Weights stored as {'float16' if args.fp16 else 'float32'} safetensors; loaded into float32."
     )
     training = "\n".join([
-        f"Trained with this repository's `{trainer_script(train_args.get('command'))}` for {train_args.get('max_train_steps', '?')} steps, "
+        f"Trained with this repository's `{trainer_script(train_args.get('command'))}` for {trained_steps(args.model_dir.parent, train_args)} steps, "
         f"batch {train_args.get('train_batch_size', '?')}, at {config.get('sample_size')} px."
         + (f" {args.note}" if args.note else ""),
         "",

@@ -49,6 +49,13 @@ def test_ship_model_writes_hub_folder_with_measured_card(tmp_path):
     assert "library_name: photosketch" in card and "non-commercial" in card
     x = torch.randn(1, 3, 32, 32)
     assert torch.allclose(load_generator(out)(x), load_generator(run / "photo2sketch")(x), atol=2e-2)
+    # A --max_train_minutes run has no step count in its arguments: the card takes the last logged step.
+    (run / "training_args.json").write_text(json.dumps({"command": "python train/pix2pix.py --max_train_minutes 5",
+                                                        "max_train_steps": None, "train_batch_size": 2}))
+    (run / "logs.jsonl").write_text("".join(json.dumps({"step": s, "loss": 0.1}) + "\n" for s in (10, 20, 23)))
+    assert ship.main(ship.parse_args(["--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch",
+                                      "--weights_dir", str(weights), "--results", f"tiny test={results / 'results.json'}"])) == 0
+    assert "for 23 steps" in (out / "README.md").read_text()
 
 
 def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path, weights, monkeypatch):

@@ -1,0 +1,62 @@
+"""Contact sheet of drawings through sketch→photo models: what a visitor gets from the Sketch → Photo tab.
+
+    python scripts/make_drawing_sheet.py --output docs/drawings-sketch2photo.jpg \\
+        --models before=../sketch2photo-before after=sketch2photo --portraits ../portraits
+
+Rows: the app's example drawings (``examples/sparse_*.png``, ``outline.png``, ``sketch_1.png``) and, with
+``--portraits``, a few-stroke ``sparse_drawing`` of each portrait's face crop (public-domain faces, not
+from any training set). Columns: the drawing | each ``--models NAME=MODEL`` (registry name, folder or
+Hub id). Everything goes through the public ``PhotoSketchPipeline``, as the app runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_style_sheet import render_grid  # noqa: E402
+
+from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
+from photosketch.classical import sparse_drawing  # noqa: E402
+from photosketch.data import list_images  # noqa: E402
+from photosketch.face import FaceDetector  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ["sparse_1.png", "sparse_2.png", "sparse_3.png", "sparse_4.png", "outline.png", "sketch_1.png"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["sketch2photo"], metavar="NAME=MODEL",
+                   help="columns: sketch→photo models (NAME alone: a registry name)")
+    p.add_argument("--portraits", type=Path, default=None, help="also sparse drawings of these portraits' faces")
+    p.add_argument("--output", type=Path, default=Path("docs/drawings-sketch2photo.jpg"))
+    p.add_argument("--cell", type=int, default=160, help="cell height in pixels")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    drawings = [(name, load_image(ROOT / "examples" / name)) for name in EXAMPLES if (ROOT / "examples" / name).is_file()]
+    if args.portraits is not None:
+        detector = FaceDetector()
+        for i, path in enumerate(list_images(args.portraits)):
+            crop, _ = detector.crop(load_image(path))
+            drawings.append((f"sparse_drawing({path.stem})", sparse_drawing(crop, seed=i, detail=0.5, brush=3)))
+    pipes = []
+    for spec in args.models:
+        name, _, path = spec.partition("=")
+        pipes.append((name, PhotoSketchPipeline.from_pretrained(path or name, direction="sketch2photo")))
+    rows = [[drawing] + [pipe(drawing, face_crop=False) for _, pipe in pipes] for _, drawing in drawings]
+    sheet = render_grid(["drawing"] + [name for name, _ in pipes], rows, args.cell)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.output, quality=88, optimize=True)
+    print(f"wrote {args.output} ({sheet.width}x{sheet.height}), {len(rows)} drawings x {len(pipes)} models")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
