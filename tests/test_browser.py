@@ -142,7 +142,7 @@ def test_sketch_to_photo_in_the_browser(page):
     canvas = page.locator("#sketchpad canvas").first
     canvas.wait_for()
     # Start from an example sketch (it becomes the canvas background), then draw over it.
-    page.locator("#sketch-examples .gallery-item").last.click()
+    page.locator("#sketch-examples .gallery-item").first.click()  # a few-stroke drawing, as people draw
     page.wait_for_timeout(1000)  # the canvas resizes to the example and re-fits its zoom
     box = canvas.bounding_box()
     assert box and box["width"] > 50 and box["height"] > 50
@@ -157,6 +157,9 @@ def test_sketch_to_photo_in_the_browser(page):
     page.click("#sketch-button")
     page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
     assert _has_image(page, "#photo-output")
+    # "Update while drawing" may redraw the same drawing once more: let it settle before the screenshot.
+    page.wait_for_timeout(2500)
+    page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
     _screenshot(page, "screenshot-sketch2photo")
 
 
