@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import app_browser
+from photosketch.align import FaceTrack, track_faces
 from photosketch.face import FaceDetector
 from photosketch.hub import MODELS, ModelNotAvailableError, available_models, default_model, model_styles
 from photosketch.image import MAX_PIXELS as MAX_PIXELS_ACCEPTED
@@ -65,6 +66,8 @@ MAX_PIXELS = 20_000_000
 LIVE_SIDE = 320
 #: Frames per second the browser sends in live mode; benchmarks/stream.py checks the handler keeps up.
 LIVE_FPS = 20
+#: With "Align the face", live frames find face landmarks every this many frames and reuse them in between.
+LIVE_TRACK_EVERY = 5
 #: Live frames search for faces on a 160 px copy with coarser scale steps, for faces of at least a fifth of
 #: the frame (a webcam sitter): ~6 ms instead of ~36 ms a frame, with the same hits on CUFS faces.
 LIVE_DETECTOR = {"max_side": 160, "scale_factor": 1.2, "min_face": 0.2}
@@ -316,12 +319,23 @@ class SketchApp:
         return (gr.update(choices=names, value=value, visible=bool(names)),
                 gr.update(value=style_previews(names), visible=bool(names)))
 
-    def live_sketch(self, frame: np.ndarray | None, model: str | None, face_crop: bool, strength: float):
-        """A webcam frame -> a sketch, at :data:`LIVE_SIDE` px for speed."""
+    def live_sketch(self, frame: np.ndarray | None, model: str | None, face_crop: bool, strength: float,
+                    align: bool = False, track: FaceTrack | None = None):
+        """A webcam frame -> (a sketch at :data:`LIVE_SIDE` px for speed, the face track for the next frame).
+
+        With ``align`` the face is warped to the training layout and back, as for uploads, but its
+        landmarks are found every :data:`LIVE_TRACK_EVERY` frames and reused in between (``track``,
+        kept per visitor); the background is not whitened (per-frame speed first).
+        """
         if frame is None:
-            return None
+            return None, track
         img = fit(load_image(frame), max_side=LIVE_SIDE)
-        return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0]
+        if not align:
+            return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0], None
+        pipe = self.pipeline(model, "photo2sketch")
+        faces, track = track_faces(pipe.aligner, img, track, every=LIVE_TRACK_EVERY)
+        strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
+        return pipe(img, face_crop=False, strength=strength, align=True, background=False, found_faces=faces), track
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
                 detector: FaceDetector | None = None, style: str | None = None, align: bool = False,
@@ -514,8 +528,9 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
             with gr.Accordion("Live webcam", open=False):
                 app_browser.live_block()  # the in-browser mode, or a note saying why it is unavailable
                 gr.Markdown(f"**On the server** (the fallback): sketches webcam frames as they come ({LIVE_FPS} per "
-                            f"second), downscaled to {LIVE_SIDE} px for speed. Crop and line strength follow the "
-                            "settings above.")
+                            f"second), downscaled to {LIVE_SIDE} px for speed. Crop, alignment and line strength follow "
+                            f"the settings above (aligned faces: landmarks every {LIVE_TRACK_EVERY}th frame, no "
+                            "background whitening).")
                 live_model = gr.Dropdown(
                     _model_choices(app.photo_models), value=live_default, label="Live model",
                     info="photo2sketch-fast is distilled for real time", elem_id="live-model", elem_classes="model-dropdown",
@@ -592,8 +607,9 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
             api_description="Face photo -> pencil sketch (PNG). strength in [0, 1] applies to classical styles; "
                             "style to style-conditioned models.",
         ).success(app.before_after, [before, sketch_out], compare, api_visibility="private", queue=False)
+        live_track = gr.State(None)  # this visitor's face track (photosketch.align.FaceTrack)
         cam.stream(
-            app.live_sketch, [cam, live_model, face_crop, strength], [live_out],
+            app.live_sketch, [cam, live_model, face_crop, strength, align, live_track], [live_out, live_track],
             stream_every=1 / LIVE_FPS, concurrency_limit=1, concurrency_id="live", time_limit=120,
             api_name="photo_to_sketch_live", api_visibility="undocumented", show_progress="hidden",
         )

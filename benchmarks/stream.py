@@ -7,7 +7,7 @@
 Each row feeds ``--frames`` webcam-like frames (``--width`` x ``--height`` RGB arrays, a synthetic face
 that moves a little from frame to frame, or ``--photo``) one after another through exactly what a
 ``gr.Image(streaming=True)`` event runs in ``app.py``: ``SketchApp.live_sketch`` (downscale, face
-crop, the model through ``PhotoSketchPipeline``) and the output component's ``postprocess`` (JPEG
+crop or landmark alignment tracked across frames, the model through ``PhotoSketchPipeline``) and the output component's ``postprocess`` (JPEG
 encoding to gradio's cache). The live stream runs one frame at a time (``concurrency_limit=1``),
 so frames per second = 1 / seconds per frame; the stream keeps up with the webcam when that is at
 least the rate frames are sent (``app.LIVE_FPS``; ``--target_fps``). Browser capture and the
@@ -56,19 +56,19 @@ def webcam_frames(n: int, width: int, height: int, photo: str | None = None) -> 
             for dx, dy in ((round(6 * np.sin(i / 5)), round(4 * np.cos(i / 7))) for i in range(n))]
 
 
-def measure(app, model: str, frames: list[np.ndarray], face_crop: bool, warmup: int) -> dict:
+def measure(app, model: str, frames: list[np.ndarray], face_crop: bool, warmup: int, align: bool = False) -> dict:
     import gradio as gr
 
     out = gr.Image(interactive=False, format="jpeg")  # the live output component of app.py
-    times = []
+    times, track = [], None
     for i, frame in enumerate(frames[:warmup] + frames):
         t0 = time.perf_counter()
-        sketch = app.live_sketch(frame, model, face_crop, 0.5)
+        sketch, track = app.live_sketch(frame, model, face_crop, 0.5, align, track)  # the track as gr.State keeps it
         out.postprocess(sketch)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return {"model": model, "face_crop": face_crop, "frames": len(times), "median_ms": 1000 * med,
+    return {"model": model, "face_crop": face_crop, "align": align, "frames": len(times), "median_ms": 1000 * med,
             "p90_ms": 1000 * float(np.percentile(times, 90)), "fps": 1 / med,
             "sustained_fps": len(times) / sum(times)}
 
@@ -113,21 +113,22 @@ def markdown_drawing(meta: dict, rows: list[dict]) -> str:
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
-    ref = {r["face_crop"]: r["median_ms"] for r in rows if r["model"] == REFERENCE}
+    ref = {(r["face_crop"], r["align"]): r["median_ms"] for r in rows if r["model"] == REFERENCE}
     lines = [
         f"## Live webcam handler ({meta['width']}x{meta['height']} frames, {meta['threads']} threads, "
         f"{meta['cpu']}, torch {meta['torch']})",
         "",
         f"`{meta['command']}`",
         "",
-        f"| model | backend | face crop | frames | median ms/frame | p90 ms | fps (1/median) | sustained fps | "
+        f"| model | backend | face | frames | median ms/frame | p90 ms | fps (1/median) | sustained fps | "
         f"keeps up with {meta['target_fps']:g} fps | speed-up vs ResNet-9 |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
-        speedup = ref.get(r["face_crop"], 0) / r["median_ms"] if r["model"] != REFERENCE and ref else None
+        speedup = ref.get((r["face_crop"], r["align"]), 0) / r["median_ms"] if r["model"] != REFERENCE and ref else None
+        face = "aligned (tracked)" if r["align"] else "crop" if r["face_crop"] else "whole frame"
         lines.append(
-            f"| {r['model']} | {r['backend']} | {'yes' if r['face_crop'] else 'no'} | {r['frames']} | {r['median_ms']:.1f} | "
+            f"| {r['model']} | {r['backend']} | {face} | {r['frames']} | {r['median_ms']:.1f} | "
             f"{r['p90_ms']:.1f} | {r['fps']:.1f} | {r['sustained_fps']:.1f} | "
             f"{'yes' if r['sustained_fps'] >= meta['target_fps'] else 'no'} | "
             f"{'reference' if r['model'] == REFERENCE else (f'{speedup:.1f}x' if speedup else 'n/a')} |"
@@ -186,11 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ([] if args.no_reference else [REFERENCE]) + models
         try:
             for name in names:
-                for face_crop in (True, False):
-                    row = measure(app, name, frames, face_crop, args.warmup)
+                for face_crop, align in ((True, False), (False, False), (False, True)):
+                    row = measure(app, name, frames, face_crop, args.warmup, align)
                     row["backend"] = app.pipeline(name, "photo2sketch").backend
                     rows.append(row)
-                    sys.stderr.write(f"{name} face_crop={face_crop}: {row['median_ms']:.1f} ms/frame\n")
+                    sys.stderr.write(f"{name} face_crop={face_crop} align={align}: {row['median_ms']:.1f} ms/frame\n")
             drawing_rows = []
             app.sketch_models = list(sketch_models)
             ticks = drawing_ticks(args.warmup + args.frames)  # all different: the model runs on each

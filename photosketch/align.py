@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -165,6 +165,32 @@ class Face:
     @property
     def area(self) -> float:
         return float(self.box[2] * self.box[3])
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """What a video stream remembers between frames (plain data, e.g. one per visitor in a ``gr.State``):
+    the faces last found, the frame size they were found on, and how many frames ago."""
+
+    faces: list = field(default_factory=list)
+    size: tuple[int, int] | None = None
+    age: int = 0
+
+
+def track_faces(aligner: FaceAligner, image: Image.Image, track: FaceTrack | None = None,
+                every: int = 5) -> tuple[list[Face], FaceTrack]:
+    """Faces for one frame of a video: found anew every ``every`` frames (or when the frame size
+    changes), the last ones reused in between -> (faces, the track for the next frame).
+
+    Landmarks cost ~15 ms a frame on 2 vCPUs, half of a 30 fps budget; a sitter in front of a webcam
+    moves a few pixels between frames, so re-detecting every 5th frame costs ~3 ms a frame on average.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1; got {every}")
+    if track is None or track.size != image.size or track.age + 1 >= every:
+        faces = aligner.detect(image)
+        return faces, FaceTrack(faces, image.size, 0)
+    return track.faces, FaceTrack(track.faces, track.size, track.age + 1)
 
 
 def alignment_matrix(face: Face, image_size: tuple[int, int], size: int,

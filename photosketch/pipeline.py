@@ -46,6 +46,7 @@ from torch import nn
 
 from .align import (
     CANVAS,
+    Face,
     FaceAligner,
     alignment_matrix,
     canonical_points,
@@ -349,12 +350,13 @@ class PhotoSketchPipeline:
                              reducing_gap=3.0 if shrinking else None)
         return pil_to_tensor(img, self.in_channels), img
 
-    def _prepare(self, image: ImageInput, face_crop: bool, align: bool, background: bool, faces: str) -> _Plan:
+    def _prepare(self, image: ImageInput, face_crop: bool, align: bool, background: bool, faces: str,
+                 given: Sequence[Face] | None = None) -> _Plan:
         img = load_image(image)
         if face_crop:
             img, _ = self._detector.crop(img)
         plan = _Plan(img)
-        found = self.aligner.detect(img) if align else []
+        found = (list(given) if given is not None else self.aligner.detect(img)) if align else []
         if align and not found:
             name = f"{os.fspath(image)}: " if isinstance(image, (str, os.PathLike)) else ""
             logger.warning("%sno face found; converting the whole image", name)
@@ -495,6 +497,7 @@ class PhotoSketchPipeline:
         align: bool | None = None,
         background: bool | None = None,
         faces: str | None = None,
+        found_faces: Sequence[Face] | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -505,6 +508,8 @@ class PhotoSketchPipeline:
             batch_size: images (or aligned faces) run through the model together (same size only).
             style: override the pipeline's ``style`` for this call (style-conditioned models).
             align, background, faces: override the pipeline's settings for this call.
+            found_faces: with ``align``, the faces of a single image already found (e.g. by
+                :func:`photosketch.align.track_faces` for a video frame): no detection runs.
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -523,8 +528,11 @@ class PhotoSketchPipeline:
         background = self.background if background is None else self._check_background(bool(background))
         faces = self.faces if faces is None else self._check_faces(faces)
 
+        if found_faces is not None and (not single or crop):
+            raise ValueError("found_faces applies to one image, without face_crop (the faces are in its pixels)")
+
         with _threads(self.num_threads):
-            plans = [self._prepare(item, crop, align, background, faces) for item in items]
+            plans = [self._prepare(item, crop, align, background, faces, found_faces) for item in items]
             jobs = [(p, j) for p, plan in enumerate(plans) for j in range(len(plan.inputs))]
             results: list[list[torch.Tensor | None]] = [[None] * len(plan.inputs) for plan in plans]
             # Inputs of the same size share a batch (aligned faces always do).

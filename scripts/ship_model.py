@@ -164,8 +164,9 @@ def speed_text(latency: Path | None, name: str, stream: Path | None = None) -> s
         if srows:
             lines += ["", f"The Space's live webcam handler (`app.SketchApp.live_sketch` + JPEG encoding, "
                           f"{smeta['width']}x{smeta['height']} frames, {smeta['threads']} threads):", "",
-                      "| face crop | median ms/frame | frames/s |", "|---|---:|---:|"]
-            lines += [f"| {'yes' if r['face_crop'] else 'no'} | {r['median_ms']:.1f} | {r['sustained_fps']:.1f} |" for r in srows]
+                      "| face | median ms/frame | frames/s |", "|---|---:|---:|"]
+            lines += [f"| {'aligned (tracked)' if r.get('align') else 'crop' if r['face_crop'] else 'whole frame'} | "
+                      f"{r['median_ms']:.1f} | {r['sustained_fps']:.1f} |" for r in srows]
             lines += ["", f"`{smeta['command']}`"]
     return "\n".join(lines)
 

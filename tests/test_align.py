@@ -193,3 +193,25 @@ def test_real_portrait_landmarks_and_person_mask():
     assert mask.shape == (512, 512) and mask.dtype == np.float32
     assert mask[int(ny), int(nx)] > 0.9  # the face is the person
     assert mask[20, 480] < 0.1  # the top-right corner is background (the shuttle and the flag)
+
+
+def test_track_faces_detects_every_n_frames_and_on_a_new_size():
+    from photosketch.align import FaceTrack, track_faces
+
+    class Counting:
+        calls = 0
+
+        def detect(self, image):
+            Counting.calls += 1
+            return [f"face{Counting.calls}"]
+
+    aligner, frame = Counting(), Image.new("RGB", (64, 48))
+    track, seen = None, []
+    for _ in range(7):
+        faces, track = track_faces(aligner, frame, track, every=3)
+        seen.append(faces[0])
+    assert seen == ["face1"] * 3 + ["face2"] * 3 + ["face3"]
+    faces, track = track_faces(aligner, Image.new("RGB", (32, 24)), track, every=3)  # the camera changed size
+    assert faces == ["face4"] and track == FaceTrack(["face4"], (32, 24), 0)
+    with pytest.raises(ValueError, match="every"):
+        track_faces(aligner, frame, every=0)

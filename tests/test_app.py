@@ -205,7 +205,7 @@ def test_live_modes_skip_quietly():
     skip = type(gr.skip())
     assert all(isinstance(out, skip) for out in sketch_app.live_photo(blank, "sketch2photo", False))
     assert all(isinstance(out, skip) for out in sketch_app.live_photo(blank, "sketch2photo", True))
-    assert sketch_app.live_sketch(None, "xdog", True, 0.5) is None
+    assert sketch_app.live_sketch(None, "xdog", True, 0.5) == (None, None)
 
 
 def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
@@ -349,3 +349,22 @@ def test_generated_examples_are_up_to_date():
     done = subprocess.run([sys.executable, str(space.ROOT / "scripts" / "make_examples.py"), "--check"],
                           capture_output=True, text=True, timeout=300, cwd=space.ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_live_alignment_tracks_the_face_between_frames(monkeypatch):
+    from photosketch.align import FaceTrack
+
+    sketch_app = space.SketchApp()
+    pipe = sketch_app.pipeline("xdog", "photo2sketch")
+    calls = []
+    real_detect = pipe.aligner.detect
+    monkeypatch.setattr(pipe.aligner, "detect", lambda img: calls.append(img.size) or real_detect(img))
+    frame = np.asarray(Image.open(space.EXAMPLES_DIR / "photo_astronaut.jpg").convert("RGB"))
+    track = None
+    for _ in range(space.LIVE_TRACK_EVERY + 1):
+        sketch, track = sketch_app.live_sketch(frame, "xdog", False, 0.5, True, track)
+        assert sketch.mode == "L" and max(sketch.size) == space.LIVE_SIDE
+    assert isinstance(track, FaceTrack) and track.faces  # the astronaut's face, found and kept
+    assert len(calls) == 2  # found on the first frame, then again LIVE_TRACK_EVERY frames later
+    # Alignment off: no track, as before.
+    assert sketch_app.live_sketch(frame, "xdog", True, 0.5)[1] is None

@@ -81,7 +81,8 @@ def test_stream_benchmark_runs_the_live_handler(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads((tmp_path / "stream.json").read_text())
-    assert [(r["model"], r["face_crop"]) for r in data["rows"]] == [("xdog", True), ("xdog", False)]
+    assert [(r["model"], r["face_crop"], r["align"]) for r in data["rows"]] == [
+        ("xdog", True, False), ("xdog", False, False), ("xdog", False, True)]
     assert all(r["frames"] == 3 and r["median_ms"] > 0 and r["fps"] > 0 for r in data["rows"])
     assert "keeps up with 20 fps" in proc.stdout
     # The live-drawing table: the real SketchApp.live_photo, the model run on every tick (a new stroke each).

@@ -356,3 +356,17 @@ def test_guided_upsampling_is_sharper_than_bicubic():
     same = [np.asarray(PhotoSketchPipeline(_Gray(), size=256, align=False, background=False, upsample=m)(photo))
             for m in ("bicubic", "guided")]
     assert np.array_equal(same[0], same[1])
+
+
+def test_found_faces_skip_detection(monkeypatch):
+    """A video frame's faces found earlier (photosketch.align.track_faces) are used as they are."""
+    pipe = PhotoSketchPipeline.from_pretrained("xdog", align=True, background=False)
+    photo = Image.open(Path(__file__).resolve().parent.parent / "examples" / "photo_astronaut.jpg").convert("RGB")
+    faces = pipe.aligner.detect(photo)
+    assert faces
+    monkeypatch.setattr(pipe.aligner, "detect", lambda img: pytest.fail("found_faces given: no detection"))
+    given = pipe(photo, found_faces=faces)
+    monkeypatch.undo()
+    assert np.array_equal(np.asarray(given), np.asarray(pipe(photo)))
+    with pytest.raises(ValueError, match="found_faces"):
+        pipe([photo, photo], found_faces=faces)
