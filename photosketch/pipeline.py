@@ -37,28 +37,16 @@ import logging
 import os
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from .align import (
-    CANVAS,
-    Face,
-    FaceAligner,
-    alignment_matrix,
-    canonical_points,
-    canvas_size,
-    feather_edges,
-    guided_coefficients,
-    invert_affine,
-    paste_region,
-    warp,
-)
+from .align import CANVAS, Face, FaceAligner
+# MAX_ASPECT and working_size live with the planning; importable from here as before.
+from .compose import MAX_ASPECT, compose, plan_image, working_size  # noqa: F401
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
-from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
+from .image import ImageInput
 from .runtime import OnnxRunner, make_runner
 
 __all__ = ["DEFAULT_SIZE", "FACES", "MAX_ASPECT", "PREFERRED_STYLES", "UPSAMPLERS", "PhotoSketchPipeline"]
@@ -67,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Working size (shorter side) when neither the caller nor the model's config gives one.
 DEFAULT_SIZE = 256
-#: The longer working side is at most this many times ``size`` (panoramas stay bounded).
-MAX_ASPECT = 4
 #: The default style of a style-conditioned model: the first of these it draws (else its first
 #: style). Chosen by eye on real portraits (README "Styles"): dark continuous strokes on white.
 PREFERRED_STYLES = ("fs2k-2", "fs2k-3", "cufs", "fs2k-1")
@@ -76,12 +62,6 @@ PREFERRED_STYLES = ("fs2k-2", "fs2k-3", "cufs", "fs2k-1")
 FACES = ("each", "largest")
 #: ``upsample=``: how a result smaller than the image is brought to full size.
 UPSAMPLERS = ("guided", "bicubic")
-#: Guided upsampling (:func:`photosketch.align.guided_coefficients`) at the working size: window
-#: radius in pixels and regularisation (luminance in [0, 1]); CUFS FSIM barely moves with them (README).
-GUIDED_RADIUS = 2
-GUIDED_EPS = 1e-3
-#: Background whitening is skipped when the person mask covers less than this share of the picture.
-MIN_PERSON = 0.05
 
 _LOAD_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "weights_dir")
 
@@ -112,70 +92,6 @@ def default_style(styles) -> str | None:
     its first style; ``None`` for models without styles."""
     preferred = [s for s in PREFERRED_STYLES if s in styles]
     return preferred[0] if preferred else (styles[0] if styles else None)
-
-
-def working_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(w, h) with the shorter side ``size`` and the aspect ratio kept (longer side <= MAX_ASPECT * size)."""
-    scale = size / min(width, height)
-    if max(width, height) * scale > MAX_ASPECT * size:
-        scale = MAX_ASPECT * size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-@dataclass
-class _FaceJob:
-    """One aligned face: its model input's index, the image -> canvas transform, the canvas weight
-    (feathered edges x person mask) and the canvas luminance (the guide for upsampling)."""
-
-    index: int
-    matrix: np.ndarray
-    alpha: np.ndarray
-    guide: np.ndarray
-
-
-@dataclass
-class _Plan:
-    """One input image: what runs through the model and how the outputs become the result."""
-
-    image: Image.Image  # after loading and the optional face crop: the result's size
-    inputs: list[torch.Tensor] = field(default_factory=list)
-    whole: int | None = None  # index of the whole-image input, if it runs
-    whole_guide: np.ndarray | None = None  # its luminance in [0, 1] (working size)
-    whole_mask: np.ndarray | None = None  # person mask at the working size (background whitening)
-    faces: list[_FaceJob] = field(default_factory=list)
-    background: bool = False  # faces go on a white page (True) or over the whole-image result
-
-
-def _luminance(img: Image.Image | np.ndarray) -> np.ndarray:
-    """H x W float32 luminance in [0, 1] (ITU-R 601, PIL's "L")."""
-    arr = np.asarray(img.convert("L") if isinstance(img, Image.Image) else img, dtype=np.float32)
-    if arr.ndim == 3:
-        arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return arr / 255.0
-
-
-def _soft_mask(prob: np.ndarray, size: int) -> np.ndarray:
-    """A person probability map -> a weight with crisp but feathered edges: the segmenter's wide
-    grey halo is squeezed (0.3 -> 0, 0.7 -> 1), then blurred by ~1 % of the working size."""
-    import cv2
-
-    t = np.clip((prob - 0.3) / 0.4, 0.0, 1.0)
-    t = t * t * (3 - 2 * t)
-    return cv2.GaussianBlur(t.astype(np.float32), (0, 0), max(0.5, size / 200))
-
-
-def _sample(arr: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``arr`` at the nearest pixels to ``points`` ((n, 2) x, y), clamped to the array."""
-    xs = np.clip(np.round(points[:, 0]).astype(int), 0, arr.shape[1] - 1)
-    ys = np.clip(np.round(points[:, 1]).astype(int), 0, arr.shape[0] - 1)
-    return arr[ys, xs]
-
-
-def _to_array(out: torch.Tensor) -> np.ndarray:
-    """A model output (C, H, W) in [-1, 1] -> H x W (x C) float32 in [0, 1], rounded to 8 bits as a
-    saved sketch would be."""
-    arr = np.asarray(tensor_to_pil(out), dtype=np.float32) / 255.0
-    return arr
 
 
 class PhotoSketchPipeline:
@@ -266,7 +182,6 @@ class PhotoSketchPipeline:
         self.style = self.check_style(style) if style is not None else default_style(self.styles)
         #: Faces (MediaPipe landmarks, Haar fallback) and person masks; MediaPipe loads on first use.
         self.aligner = FaceAligner()
-        self._detector = self.aligner.haar  # the face_crop option's Haar cascade
 
     def check_style(self, style: str) -> str:
         """``style`` when the model draws it; else a one-line ``ValueError`` listing the valid ones."""
@@ -336,154 +251,6 @@ class PhotoSketchPipeline:
         return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend,
                    style=style, align=align, background=background, faces=faces, upsample=upsample)
 
-    # -- pre / post processing ---------------------------------------------------------------
-
-    def _whole_input(self, img: Image.Image) -> tuple[torch.Tensor, Image.Image]:
-        """The whole image at the working size, as a tensor (and as the resized PIL image)."""
-        img = to_mode(img, self.in_channels)
-        work = working_size(*img.size, self.size)
-        if work != img.size:
-            # PIL on the 8-bit image: shrinking a 4000x3000 photo this way is fast and antialiased;
-            # reducing_gap lets PIL first reduce by an integer factor (much faster, same quality).
-            shrinking = work[0] < img.width
-            img = img.resize(work, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC,
-                             reducing_gap=3.0 if shrinking else None)
-        return pil_to_tensor(img, self.in_channels), img
-
-    def _prepare(self, image: ImageInput, face_crop: bool, align: bool, background: bool, faces: str,
-                 given: Sequence[Face] | None = None) -> _Plan:
-        img = load_image(image)
-        if face_crop:
-            img, _ = self._detector.crop(img)
-        plan = _Plan(img)
-        found = (list(given) if given is not None else self.aligner.detect(img)) if align else []
-        if align and not found:
-            name = f"{os.fspath(image)}: " if isinstance(image, (str, os.PathLike)) else ""
-            logger.warning("%sno face found; converting the whole image", name)
-        if faces == "largest":
-            found = found[:1]
-        rgb = np.asarray(img.convert("RGB")) if found or background else None
-        plan.background = bool(found) and background and self.aligner.has_landmarks
-        if found and background and not plan.background:
-            logger.info("no person mask without mediapipe: the background is sketched too")
-        if not plan.background:  # the whole image runs: alone, or as the base the faces go over
-            tensor, work = self._whole_input(img)
-            plan.whole, plan.whole_guide = 0, _luminance(work)
-            if not found and background:
-                prob = self.aligner.person_mask(np.asarray(work.convert("RGB")))
-                if prob is not None and float((prob > 0.5).mean()) >= MIN_PERSON:
-                    plan.whole_mask = _soft_mask(prob, self.size)
-                    tensor = self._whiten(work, plan.whole_mask)
-            plan.inputs.append(tensor)
-        w, h = canvas_size(self.size, self.canvas)
-        edges = feather_edges((w, h), ramp=0.08 * self.size)
-        landmarks = canonical_points(self.size, self.canvas)  # where every aligned face has them
-        for face in found:
-            matrix = alignment_matrix(face, img.size, self.size, self.canvas)
-            canvas = warp(rgb, matrix, (w, h), border=255.0)
-            alpha, tensor = edges, None
-            if plan.background:
-                prob = self.aligner.person_mask(canvas)
-                # The face itself must be "person": a segmenter that misses it (a drawing, a statue,
-                # a face too small) would otherwise whiten the whole picture into a blank page.
-                if prob is not None and float(np.median(_sample(prob, landmarks))) >= 0.5:
-                    mask = _soft_mask(prob, self.size)
-                    alpha = edges * mask
-                    tensor = self._whiten(Image.fromarray(canvas), mask)
-                elif prob is not None:
-                    logger.info("the person mask misses the face; its background is kept")
-            if tensor is None:
-                tensor = pil_to_tensor(Image.fromarray(canvas), self.in_channels)
-            plan.faces.append(_FaceJob(len(plan.inputs), matrix, alpha, _luminance(canvas)))
-            plan.inputs.append(tensor)
-        return plan
-
-    def _whiten(self, img: Image.Image, mask: np.ndarray) -> torch.Tensor:
-        """``img`` with everything outside ``mask`` (H x W weights) blended to white, as a model input."""
-        arr = np.asarray(img.convert("RGB"), dtype=np.float32)
-        arr = arr * mask[..., None] + 255.0 * (1.0 - mask[..., None])
-        return pil_to_tensor(Image.fromarray(arr.round().astype(np.uint8)), self.in_channels)
-
-    def _upscale(self, out: np.ndarray, guide: np.ndarray, guide_full: np.ndarray, place) -> np.ndarray:
-        """``out`` (working resolution, [0, 1]) brought to full resolution by ``place`` (a resize or an
-        inverse warp of an array, with its border value).
-
-        Guided: the interpolated sketch plus the photo's detail that the working size lost
-        (``guide_full`` minus the interpolated ``guide``), scaled by the local slope ``a`` of the
-        guided filter's model ``sketch ~ a * photo + b`` (He et al. 2013). Where the sketch follows
-        the photo's edges they come back sharp; where it does not (``a`` ~ 0) it is plain
-        interpolation, so the sketch's own strokes are never blurred. (The guided filter's output
-        itself, ``a * photo + b``, averages the sketch over each window: it lowered CUFS FSIM.)
-        """
-        if self.upsample != "guided":
-            return place(out, 1.0, True)
-        detail = guide_full - place(guide, 1.0, True)
-        channels = [out] if out.ndim == 2 else [out[..., c] for c in range(out.shape[2])]
-        result = []
-        for p in channels:
-            a, _ = guided_coefficients(p, guide, GUIDED_RADIUS, GUIDED_EPS)
-            result.append(place(p, 1.0, True) + place(a, 0.0, False) * detail)
-        return np.clip(result[0] if out.ndim == 2 else np.stack(result, axis=-1), 0.0, 1.0)
-
-    def _finish(self, plan: _Plan, outputs: list[torch.Tensor]) -> Image.Image:
-        img = plan.image
-        if plan.whole is not None and not plan.faces and plan.whole_mask is None and (
-                self.upsample == "bicubic" or working_size(*img.size, self.size)[0] >= img.width):
-            # Whole image, nothing to blend, no upscaling to guide: exactly the plain resize.
-            out = tensor_to_pil(outputs[plan.whole])
-            if out.size != img.size:
-                up = img.width > out.width
-                out = out.resize(img.size, Image.Resampling.BICUBIC if up else Image.Resampling.LANCZOS)
-            return out
-        import cv2
-
-        full_w, full_h = img.size
-        luma = _luminance(img) if self.upsample == "guided" else None
-        if plan.whole is not None:
-            out = _to_array(outputs[plan.whole])
-
-            def resize(arr, border, cubic):
-                return cv2.resize(arr, (full_w, full_h), interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
-
-            if out.shape[1] >= full_w:
-                page = cv2.resize(out, (full_w, full_h), interpolation=cv2.INTER_AREA)
-            else:
-                page = self._upscale(out, plan.whole_guide, luma, resize)
-            if plan.whole_mask is not None:
-                mask = resize(plan.whole_mask, 0.0, False)
-                page = 1.0 - (mask[..., None] if page.ndim == 3 else mask) * (1.0 - page)
-        else:
-            channels = outputs[plan.faces[0].index].shape[0]
-            page = np.ones((full_h, full_w) if channels == 1 else (full_h, full_w, channels), np.float32)
-        for job in plan.faces:
-            out = _to_array(outputs[job.index])
-            back = invert_affine(job.matrix)  # canvas -> image
-            region = paste_region(back, (out.shape[1], out.shape[0]), img.size)
-            if region is None:
-                continue
-            x0, y0, x1, y1 = region
-            back[:, 2] -= (x0, y0)
-            size = (x1 - x0, y1 - y0)
-
-            def place(arr, border, cubic, back=back, size=size):
-                return warp(arr, back, size, border=border, cubic=cubic)
-
-            upscaling = np.sqrt(abs(np.linalg.det(back[:, :2]))) > 1.0
-            if upscaling:
-                sketch = self._upscale(out, job.guide, None if luma is None else luma[y0:y1, x0:x1], place)
-            else:
-                sketch = np.clip(place(out, 1.0, False), 0.0, 1.0)
-            alpha = place(job.alpha, 0.0, False)
-            if sketch.ndim == 3:
-                alpha = alpha[..., None]
-            target = page[y0:y1, x0:x1]
-            layer = 1.0 - alpha * (1.0 - sketch)
-            # White page: keep the darker of overlapping faces' strokes. Over the whole-image sketch:
-            # the face replaces it, blended across the feathered edge.
-            page[y0:y1, x0:x1] = np.minimum(target, layer) if plan.background else target * (1 - alpha) + sketch * alpha
-        arr = (np.clip(page, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        return Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
-
     # -- running ---------------------------------------------------------------------------
 
     def __call__(
@@ -532,7 +299,9 @@ class PhotoSketchPipeline:
             raise ValueError("found_faces applies to one image, without face_crop (the faces are in its pixels)")
 
         with _threads(self.num_threads):
-            plans = [self._prepare(item, crop, align, background, faces, found_faces) for item in items]
+            plans = [plan_image(item, size=self.size, in_channels=self.in_channels, canvas=self.canvas,
+                                aligner=self.aligner, face_crop=crop, align=align, background=background,
+                                faces=faces, given=found_faces) for item in items]
             jobs = [(p, j) for p, plan in enumerate(plans) for j in range(len(plan.inputs))]
             results: list[list[torch.Tensor | None]] = [[None] * len(plan.inputs) for plan in plans]
             # Inputs of the same size share a batch (aligned faces always do).
@@ -551,7 +320,7 @@ class PhotoSketchPipeline:
                         out = self._runner(batch, **kwargs).float().cpu()
                         for k, (p, j) in enumerate(chunk):
                             results[p][j] = out[k]
-            outputs = [self._finish(plan, res) for plan, res in zip(plans, results)]
+            outputs = [compose(plan, res, size=self.size, upsample=self.upsample) for plan, res in zip(plans, results)]
         return outputs[0] if single else outputs  # type: ignore[return-value]
 
     def __repr__(self) -> str:

@@ -16,7 +16,6 @@ from photosketch.align import (
     canvas_size,
     estimate_similarity,
     feather_edges,
-    guided_coefficients,
     invert_affine,
     mediapipe_available,
     paste_region,
@@ -120,27 +119,6 @@ def test_feather_edges_is_one_inside_and_fades_to_the_border():
     assert f.shape == (80, 64) and f.dtype == np.float32
     assert f[40, 32] == 1.0 and f[0, 0] < 0.01 and f[40, 0] < 0.01
     assert np.all(np.diff(f[40, :32]) >= 0)
-
-
-def test_guided_coefficients_recover_a_linear_relation_and_sharpen_upsampling():
-    import cv2
-
-    rng = np.random.default_rng(1)
-    guide = rng.uniform(0, 1, (40, 40)).astype(np.float32)
-    a, b = guided_coefficients(0.6 * guide + 0.2, guide, radius=2, eps=1e-6)
-    assert np.allclose(a[5:-5, 5:-5], 0.6, atol=1e-3) and np.allclose(b[5:-5, 5:-5], 0.2, atol=1e-3)
-    # A sharp edge at 256 px; the "sketch" only exists at 32 px. Guided by the full-resolution
-    # edge, the upsampled sketch is much closer to the truth than bicubic interpolation.
-    full = np.ones((256, 256), np.float32)
-    full[:, 133:] = 0.1
-    low_guide = cv2.resize(full, (32, 32), interpolation=cv2.INTER_AREA)
-    low_sketch = 1.0 - 0.8 * (1.0 - low_guide)
-    truth = 1.0 - 0.8 * (1.0 - full)
-    a, b = guided_coefficients(low_sketch, low_guide)
-    up = lambda x: cv2.resize(x, (256, 256), interpolation=cv2.INTER_LINEAR)  # noqa: E731
-    guided = up(a) * full + up(b)
-    bicubic = cv2.resize(low_sketch, (256, 256), interpolation=cv2.INTER_CUBIC)
-    assert np.abs(guided - truth).mean() < 0.3 * np.abs(bicubic - truth).mean()
 
 
 def test_box_only_faces_get_the_face_crop_framing():

@@ -1,0 +1,139 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_face
+from PIL import Image
+
+from photosketch.align import CANVAS, Face, FaceAligner, canvas_size
+from photosketch.compose import (
+    FaceJob,
+    Plan,
+    compose,
+    guided_coefficients,
+    luminance,
+    plan_image,
+    sample,
+    soft_mask,
+    whiten,
+    working_size,
+)
+
+
+class _NoFaces(FaceAligner):
+    """An aligner that finds nothing and has no person masks (no MediaPipe needed)."""
+
+    has_landmarks = False
+
+    def detect(self, image):
+        return []
+
+    def person_mask(self, rgb):
+        return None
+
+
+def _plan(image, aligner, **kw):
+    settings = dict(size=32, in_channels=3, canvas=CANVAS, aligner=aligner, face_crop=False, align=True,
+                    background=False, faces="each")
+    settings.update(kw)
+    return plan_image(image, **settings)
+
+
+def test_no_face_plans_one_whole_image_input(caplog):
+    scene = Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1))).convert("RGB")
+    with caplog.at_level(logging.WARNING, logger="photosketch.pipeline"):
+        plan = _plan(scene, _NoFaces())
+    assert [r.getMessage() for r in caplog.records] == ["no face found; converting the whole image"]
+    assert plan.whole == 0 and plan.faces == [] and not plan.background and plan.whole_mask is None
+    (tensor,) = plan.inputs
+    assert tuple(tensor.shape) == (3, *reversed(working_size(160, 120, 32)))  # (3, 32, 43)
+    assert plan.whole_guide.shape == (32, 43) and 0.0 <= plan.whole_guide.min() <= plan.whole_guide.max() <= 1.0
+    # compose with the input itself as "output": the plain resize back to the image's size.
+    out = compose(plan, [tensor[:1]], size=32, upsample="bicubic")
+    assert out.size == scene.size and out.mode == "L"
+
+
+def test_a_given_face_plans_a_canvas_and_composes_back_at_full_size():
+    photo = make_face((200, 160))
+    face = Face(np.array([[70.0, 85.0], [130.0, 85.0], [100.0, 105.0], [100.0, 125.0]]), (50, 40, 100, 130), "mesh")
+    plan = _plan(photo, _NoFaces(), given=[face])
+    assert plan.whole == 0 and len(plan.faces) == 1 and len(plan.inputs) == 2
+    job = plan.faces[0]
+    w, h = canvas_size(32, CANVAS)
+    assert isinstance(job, FaceJob) and job.index == 1 and tuple(plan.inputs[1].shape) == (3, h, w)
+    assert job.alpha.shape == job.guide.shape == (h, w)
+    white = [torch.ones(1, *t.shape[1:]) for t in plan.inputs]
+    for upsample in ("guided", "bicubic"):
+        out = np.asarray(compose(plan, white, size=32, upsample=upsample))
+        assert out.shape == (160, 200) and out.min() >= 254  # white in, white out, faces blended in
+    # "largest" keeps one face; no alignment plans none.
+    assert len(_plan(photo, _NoFaces(), given=[face, face], faces="largest").faces) == 1
+    assert _plan(photo, _NoFaces(), given=[face], align=False).faces == []
+
+
+def test_faces_on_a_white_page_have_no_whole_image_input():
+    class _Masked(_NoFaces):
+        has_landmarks = True
+
+        def person_mask(self, rgb):
+            return np.ones(rgb.shape[:2], np.float32)  # everything is the person
+
+    photo = make_face((120, 120))
+    face = Face(np.array([[45.0, 50.0], [75.0, 50.0], [60.0, 62.0], [60.0, 75.0]]), (30, 25, 60, 75), "mesh")
+    plan = _plan(photo, _Masked(), given=[face], background=True)
+    assert plan.background and plan.whole is None and isinstance(plan, Plan) and len(plan.inputs) == 1
+    black = [-torch.ones(1, *plan.inputs[0].shape[1:])]
+    out = np.asarray(compose(plan, black, size=32, upsample="guided"))
+    assert out.shape == (120, 120) and out[60, 60] < 50 and out[0, 0] == 255  # the face is drawn, the page white
+
+
+def test_soft_mask_is_a_feathered_weight_in_0_1():
+    prob = np.zeros((64, 64), np.float32)
+    prob[16:48, 16:48] = 0.9
+    prob[:4] = 0.25  # the segmenter's faint halo is squeezed to nothing
+    mask = soft_mask(prob, 64)
+    assert mask.dtype == np.float32 and mask.min() >= 0.0 and mask.max() <= 1.0
+    assert mask[32, 32] > 0.99 and mask[1, 32] < 0.01 and 0.1 < mask[16, 32] < 0.9
+
+
+def test_whiten_luminance_and_sample():
+    img = Image.new("RGB", (4, 2), (0, 0, 0))
+    mask = np.array([[1, 1, 0, 0], [1, 1, 0, 0]], np.float32)
+    t = whiten(img, mask, 3)
+    assert t.shape == (3, 2, 4) and float(t[:, :, :2].max()) == -1.0 and float(t[:, :, 2:].min()) == 1.0
+    assert np.array_equal(luminance(Image.fromarray(np.full((2, 2, 3), 255, np.uint8))), np.ones((2, 2), np.float32))
+    arr = np.arange(12).reshape(3, 4)
+    assert sample(arr, np.array([[0.4, 0.6], [9.0, -3.0]])).tolist() == [4, 3]  # nearest, clamped
+
+
+@pytest.mark.parametrize("w, h", [(640, 480), (480, 640), (5000, 100)])
+def test_working_size_is_the_pipelines(w, h):
+    from photosketch.pipeline import MAX_ASPECT
+    from photosketch.pipeline import working_size as pipeline_working_size
+
+    ww, hh = working_size(w, h, 64)
+    assert pipeline_working_size(w, h, 64) == (ww, hh) and max(ww, hh) <= MAX_ASPECT * 64
+
+
+def test_guided_coefficients_recover_a_linear_relation_and_sharpen_upsampling():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    guide = rng.uniform(0, 1, (40, 40)).astype(np.float32)
+    a, b = guided_coefficients(0.6 * guide + 0.2, guide, radius=2, eps=1e-6)
+    assert np.allclose(a[5:-5, 5:-5], 0.6, atol=1e-3) and np.allclose(b[5:-5, 5:-5], 0.2, atol=1e-3)
+    # A sharp edge at 256 px; the "sketch" only exists at 32 px. Guided by the full-resolution
+    # edge, the upsampled sketch is much closer to the truth than bicubic interpolation.
+    full = np.ones((256, 256), np.float32)
+    full[:, 133:] = 0.1
+    low_guide = cv2.resize(full, (32, 32), interpolation=cv2.INTER_AREA)
+    low_sketch = 1.0 - 0.8 * (1.0 - low_guide)
+    truth = 1.0 - 0.8 * (1.0 - full)
+    a, b = guided_coefficients(low_sketch, low_guide)
+    up = lambda x: cv2.resize(x, (256, 256), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    guided = up(a) * full + up(b)
+    bicubic = cv2.resize(low_sketch, (256, 256), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(guided - truth).mean() < 0.3 * np.abs(bicubic - truth).mean()
+
+
