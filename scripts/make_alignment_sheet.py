@@ -24,8 +24,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
-from photosketch.data import list_images  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_style_sheet import read_portraits, save_sheet  # noqa: E402
+
+from photosketch import PhotoSketchPipeline  # noqa: E402
 
 COLUMNS = ("photo", "before: whole image", "before: --face-crop", "after: defaults")
 
@@ -58,11 +60,7 @@ def turned(img: Image.Image, degrees: float = 25.0) -> Image.Image:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    files = list_images(args.portraits)
-    if not files:
-        print(f"{args.portraits}: no images", file=sys.stderr)
-        return 2
-    photos = [(f.stem, load_image(f)) for f in files]
+    photos = read_portraits(args.portraits)
     if args.composites and len(photos) >= 3:
         photos.append(("two people (composite)", two_people(photos[1][1], photos[2][1])))
         photos.append(("turned 25° (composite)", turned(photos[0][1])))
@@ -96,9 +94,7 @@ def main(argv=None) -> int:
             sheet.paste(cell, (x + (w - cell.width) // 2, y))
             x += w + pad
         y += h + pad
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output, quality=args.quality, optimize=True)
-    print(f"wrote {args.output} ({args.output.stat().st_size // 1024} KB, {sheet.width}x{sheet.height})", file=sys.stderr)
+    save_sheet(sheet, args.output, f"{len(rows)} rows", quality=args.quality)
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_style_sheet import render_grid  # noqa: E402
+from make_style_sheet import render_grid, save_sheet  # noqa: E402
 
 from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
 from photosketch.classical import sparse_drawing  # noqa: E402
@@ -51,10 +51,8 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         pipes.append((name, PhotoSketchPipeline.from_pretrained(path or name, direction="sketch2photo")))
     rows = [[drawing] + [pipe(drawing, face_crop=False) for _, pipe in pipes] for _, drawing in drawings]
-    sheet = render_grid(["drawing"] + [name for name, _ in pipes], rows, args.cell)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output, quality=88, optimize=True)
-    print(f"wrote {args.output} ({sheet.width}x{sheet.height}), {len(rows)} drawings x {len(pipes)} models")
+    save_sheet(render_grid(["drawing"] + [name for name, _ in pipes], rows, args.cell), args.output,
+               f"{len(rows)} drawings x {len(pipes)} models")
     return 0
 
 

@@ -42,6 +42,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def read_portraits(folder: Path) -> list[tuple[str, Image.Image]]:
+    """(name, image) of every image in ``folder``, sorted; exits with a one-line error when there are none."""
+    try:
+        files = list_images(folder)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
+    if not files:
+        raise SystemExit(f"{folder}: no images")
+    return [(f.stem, load_image(f)) for f in files]
+
+
+def save_sheet(sheet: Image.Image, output: Path, summary: str, quality: int = 88) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(output, quality=quality, optimize=True)
+    print(f"wrote {output} ({output.stat().st_size // 1024} KB, {sheet.width}x{sheet.height}), {summary}", file=sys.stderr)
+
+
 def render_grid(columns: list[str], rows: list[list[Image.Image]], cell: int) -> Image.Image:
     """A white sheet: one titled column per entry of ``columns``, each row's images scaled to ``cell`` px high."""
     header = 18
@@ -61,10 +78,7 @@ def render_grid(columns: list[str], rows: list[list[Image.Image]], cell: int) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    files = list_images(args.portraits)
-    if not files:
-        print(f"{args.portraits}: no images", file=sys.stderr)
-        return 2
+    photos = read_portraits(args.portraits)
     model = PhotoSketchPipeline.from_pretrained(args.model, face_crop=True)
     pencil = PhotoSketchPipeline.from_pretrained("pencil", face_crop=True)
     others = []
@@ -73,7 +87,6 @@ def main(argv=None) -> int:
         others.append((name, PhotoSketchPipeline.from_pretrained(path or name, face_crop=True)))
     styles = list(model.styles) or [None]
 
-    photos = [(f.stem, load_image(f)) for f in files]
     if args.grayscale_copy:
         photos.insert(1, (f"{photos[0][0]} (black and white)", ImageOps.grayscale(photos[0][1]).convert("RGB")))
     columns = ["photo", "pencil (classical)"] + [f"{args.model}: {s}" if s else args.model for s in styles]
@@ -92,10 +105,7 @@ def main(argv=None) -> int:
             preview.thumbnail((args.preview_size, args.preview_size), Image.Resampling.LANCZOS)
             preview.save(args.previews / f"{s}.jpg", quality=88)
 
-    sheet = render_grid(columns, rows, args.cell)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output, quality=88, optimize=True)
-    print(f"wrote {args.output} ({sheet.width}x{sheet.height}), {len(rows)} portraits x {len(columns) - 1} styles")
+    save_sheet(render_grid(columns, rows, args.cell), args.output, f"{len(rows)} portraits x {len(columns) - 1} styles")
     return 0
 
 

@@ -1,0 +1,29 @@
+"""scripts/make_drawing_sheet.py and the helpers the contact-sheet scripts share (scripts/make_style_sheet.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+                                                                   "OMP_NUM_THREADS": "2"})
+
+
+def test_drawing_sheet_puts_each_example_drawing_through_each_model(tmp_path):
+    done = run("make_drawing_sheet.py", "--models", "a=sketch2photo", "b=sketch2photo", "--output", tmp_path / "s.jpg",
+               "--cell", "64")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "6 drawings x 2 models" in done.stderr
+    sheet = Image.open(tmp_path / "s.jpg")
+    assert sheet.height == 18 + 6 * 64 and sheet.width > 3 * 40  # a header, six rows, three columns
+
+
+def test_sheets_refuse_a_missing_portrait_folder_in_one_line(tmp_path):
+    done = run("make_style_sheet.py", "--portraits", tmp_path / "none", "--output", tmp_path / "s.jpg")
+    assert done.returncode == 1 and done.stderr.strip() == f"{tmp_path / 'none'}: no such folder"
