@@ -88,6 +88,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+#: What the card says when the folder ships model.onnx (the architecture paragraph, after the weights' format).
+ONNX_NOTE = (" `model.onnx` holds the same weights (as they load, in float32) exported to ONNX, for ONNX Runtime "
+             "and the app's in-browser live mode (onnxruntime-web).")
+
+
+def note_onnx_in_card(folder: Path) -> None:
+    """Add :data:`ONNX_NOTE` to ``folder/README.md`` if it does not mention model.onnx yet (--onnx_only)."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return
+    text = card.read_text()
+    anchor = "loaded into float32."
+    if "model.onnx" not in text and anchor in text:
+        card.write_text(text.replace(anchor, anchor + ONNX_NOTE, 1))
+
+
 def write_onnx(folder: Path) -> Path:
     """``folder/model.onnx`` from ``folder``'s config.json + model.safetensors (loaded as float32)."""
     model = load_generator(folder)
@@ -214,6 +230,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{folder} holds no shipped model (model.safetensors); ship it first", file=sys.stderr)
             return 2
         path = write_onnx(folder)
+        note_onnx_in_card(folder)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
         return 0
     model = load_generator(args.model_dir)
@@ -226,6 +243,7 @@ def main(args: argparse.Namespace) -> int:
         f"`{type(model).__name__}` ({count_params(model) / 1e6:.3f} M parameters), config: "
         + ", ".join(f"`{k}={v}`" for k, v in sorted(config.items()))
         + f". Weights stored as {'float16' if args.fp16 else 'float32'} safetensors; loaded into float32."
+        + (ONNX_NOTE if args.onnx else "")
     )
     training = "\n".join([
         f"Trained with this repository's `{trainer_script(train_args.get('command'))}` for {trained_steps(args.model_dir.parent, train_args)} steps, "

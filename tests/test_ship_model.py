@@ -151,6 +151,12 @@ def test_onnx_is_shipped_for_the_browser_model_and_computes_the_safetensors_mode
     card = (out / "README.md").read_text()
     assert ship.main(ship.parse_args(["--name", "photo2sketch-fast", "--onnx_only", "--weights_dir", str(tmp_path / "weights")])) == 0
     assert (out / "model.onnx").is_file() and (out / "README.md").read_text() == card
+    assert "`model.onnx` holds the same weights" in card
+    # A card shipped before the ONNX existed gets the sentence once, when --onnx_only adds the file.
+    (out / "README.md").write_text(card.replace(ship.ONNX_NOTE, ""))
+    for _ in range(2):
+        assert ship.main(ship.parse_args(["--name", "photo2sketch-fast", "--onnx_only", "--weights_dir", str(tmp_path / "weights")])) == 0
+    assert (out / "README.md").read_text() == card
     assert not ship.parse_args(["--model_dir", "x", "--name", "photo2sketch"]).onnx
     assert ship.main(ship.parse_args(["--name", "sketch2photo", "--onnx_only", "--weights_dir", str(tmp_path / "weights")])) == 2
 
