@@ -83,7 +83,7 @@ BRUSH_SIZE = 4
 #: "Update while drawing" sends the drawing at most this often (seconds), one request in flight.
 LIVE_DRAW_EVERY = 1.0
 #: ... and is on by default because one update fits in this budget on 2 vCPUs (benchmarks/stream.py
-#: measures it: the shipped sketch2photo takes ~50 ms for a 512 px canvas).
+#: measures it: 92.6 ms with the shipped sketch2photo for a 512 px canvas, PNG encoding included).
 LIVE_DRAW_BUDGET_MS = 150
 LIVE_DRAW_DEFAULT = True
 
@@ -332,14 +332,12 @@ class SketchApp:
         img = fit(load_image(frame), max_side=LIVE_SIDE)
         if not align:
             return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0], None
-        pipe = self.pipeline(model, "photo2sketch")
-        faces, track = track_faces(pipe.aligner, img, track, every=LIVE_TRACK_EVERY)
-        strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
-        return pipe(img, face_crop=False, strength=strength, align=True, background=False, found_faces=faces), track
+        faces, track = track_faces(self.pipeline(model, "photo2sketch").aligner, img, track, every=LIVE_TRACK_EVERY)
+        return self._sketch(img, model, False, strength, notify=False, align=True, found_faces=faces)[0], track
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
                 detector: FaceDetector | None = None, style: str | None = None, align: bool = False,
-                background: bool = False):
+                background: bool = False, found_faces: list | None = None):
         pipe = self.pipeline(model, "photo2sketch")
         # A style applies to style-conditioned models only; others (classical styles, the live student)
         # draw their one style whatever the picker says.
@@ -352,8 +350,10 @@ class SketchApp:
                 gr.Info("No face found; sketching the whole picture.")
             img = crop
         strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
-        # The live stream keeps align / background off (the defaults here): per-frame speed first.
-        sketch = pipe(img, face_crop=False, strength=strength, style=style, align=align, background=background)
+        # The live stream never whitens the background (per-frame speed first) and aligns only with the
+        # faces its track already found (found_faces).
+        sketch = pipe(img, face_crop=False, strength=strength, style=style, align=align, background=background,
+                      found_faces=found_faces)
         # The "before" half of the before/after slider: what was sketched, at preview size.
         return sketch, fit(img, max_side=1024)
 

@@ -193,11 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rows.append(row)
                     sys.stderr.write(f"{name} face_crop={face_crop} align={align}: {row['median_ms']:.1f} ms/frame\n")
             drawing_rows = []
-            app.sketch_models = list(sketch_models)
-            ticks = drawing_ticks(args.warmup + args.frames)  # all different: the model runs on each
             if args.sketch_models is None and not available_models("sketch2photo"):
                 sketch_models = []  # nothing to time: the drawing table is left out
                 sys.stderr.write("no sketch2photo model available: the live-drawing table is left out\n")
+            app.sketch_models = list(sketch_models)
+            ticks = drawing_ticks(args.warmup + args.frames) if sketch_models else []  # all different: the model runs on each
             for name in sketch_models:
                 row = measure_drawing(app, name, ticks, args.warmup)
                 row["backend"] = app.pipeline(name, "sketch2photo").backend

@@ -37,9 +37,9 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from . import metrics
-from .data import find_pairs, read_styles, split_root
+from .data import STYLES_FILE, find_pairs, read_styles, split_root
 from .image import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil, to_mode
-from .pipeline import working_size
+from .pipeline import UPSAMPLERS, working_size
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run through PhotoSketchPipeline with face alignment (default: off, the literature's protocol)")
     p.add_argument("--background", action=argparse.BooleanOptionalAction, default=False,
                    help="run through PhotoSketchPipeline with background whitening (photo2sketch; default: off)")
-    p.add_argument("--upsample", choices=("bicubic", "guided"), default="bicubic",
+    p.add_argument("--upsample", choices=UPSAMPLERS, default="bicubic",
                    help="how outputs smaller than the ground truth are enlarged (guided: PhotoSketchPipeline's "
                         "guided filter; default: bicubic, the protocol)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("no pairs to evaluate (--limit 0?)")
 
     styles = None
-    styles_csv = args.styles_csv or (str(base / "styles.csv") if (base / "styles.csv").is_file() else None)
+    styles_csv = args.styles_csv or (str(base / STYLES_FILE) if (base / STYLES_FILE).is_file() else None)
     if styles_csv:
         try:
             styles = read_styles(styles_csv)

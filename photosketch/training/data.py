@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .args import photo_augmentation
 from .checkpoints import ResumePoint
 
 PHOTO_CHANNELS = 3
@@ -56,7 +57,8 @@ def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if args.data_pack and args.sketch_source in ("sparse", "all"):
         # Sparse drawings are traced with OpenCV contours per item on the CPU; packs draw lines on the device.
         parser.error(f"--sketch_source {args.sketch_source} needs --data_dir; with --data_pack use real, lines or mixed")
-    if not (0 <= (getattr(args, "photo_jitter", None) or 0) < 1 and 0 <= (getattr(args, "grayscale_prob", None) or 0) <= 1):
+    jitter, gray = photo_augmentation(args)
+    if not (0 <= jitter < 1 and 0 <= gray <= 1):
         parser.error("--photo_jitter must be in [0, 1) and --grayscale_prob in [0, 1]")
     try:  # list the data now: a bad folder is a one-line usage error, not a traceback mid-run
         if args.data_pack:
@@ -74,8 +76,6 @@ def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int
     """``--data_pack`` (decoded once into device memory, augmented there) or ``--data_dir``."""
     from ..data import PairedDataset
     from ..packed import PackAugment, PackedPairs
-
-    from .args import photo_augmentation
 
     jitter, gray = photo_augmentation(args)
     if args.data_pack:
