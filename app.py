@@ -13,8 +13,9 @@ API (every non-streaming endpoint has a stable name; see the README for a ``grad
 - ``/photo_to_sketch(photo, model, face_crop, strength, style, align, background) -> sketch`` (``style``: one
   of the model's drawing styles, e.g. ``"fs2k-1"``; empty for the model's default or models without styles;
   ``align`` / ``background``: warp faces to the training layout / whiten the background, both default on)
-- ``/sketch_to_photo(sketch, model) -> photo``, where ``sketch`` is a Sketchpad value
-  ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}``
+- ``/sketch_to_photo(sketch, model, seed) -> photo``, where ``sketch`` is a Sketchpad value
+  ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}`` and ``seed`` (optional)
+  picks another face's skin tone and hair colour (empty: the model's own colours)
 """
 
 from __future__ import annotations
@@ -365,13 +366,19 @@ class SketchApp:
 
     # -- Sketch -> Photo ---------------------------------------------------------------------
 
-    def sketch_to_photo(self, sketch: dict | str | Image.Image | None, model: str | None):
-        """A Sketchpad value (or an image) -> a photo."""
+    def sketch_to_photo(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | None = None):
+        """A Sketchpad value (or an image) -> a photo; ``seed``: another face's colouring (None: the model's)."""
         pipe = self.pipeline(model, "sketch2photo")
         img = sketch_image(sketch)
-        return save_png(pipe(img, face_crop=False), self.output_dir)
+        return save_png(pipe(img, face_crop=False, seed=check_seed(seed)), self.output_dir)
 
-    def live_photo(self, sketch: dict | None, model: str | None, live: bool, last: str | None = None):
+    def another_face(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | None):
+        """The "Another face" button: the next seed, and the drawing's photo with it -> (photo, seed)."""
+        seed = 0 if seed is None else check_seed(seed) + 1
+        return self.sketch_to_photo(sketch, model, seed), seed
+
+    def live_photo(self, sketch: dict | None, model: str | None, live: bool, last: str | None = None,
+                   seed: float | None = None):
         """A tick of the live-drawing timer -> (photo, key of what was drawn).
 
         Regenerates only when live mode is on, there is a drawing, and the drawing or the model changed
@@ -383,10 +390,23 @@ class SketchApp:
             img = sketch_image(sketch)
         except gr.Error:
             return gr.skip(), gr.skip()  # an empty canvas while drawing is not an error worth a pop-up
-        key = hashlib.sha256(f"{model}|{img.size}".encode() + img.tobytes()).hexdigest()
+        key = hashlib.sha256(f"{model}|{seed}|{img.size}".encode() + img.tobytes()).hexdigest()
         if key == last:
             return gr.skip(), gr.skip()
-        return self.sketch_to_photo(img, model), key
+        return self.sketch_to_photo(img, model, seed), key
+
+
+def check_seed(seed: float | str | None) -> int | None:
+    """An appearance seed from the app (a Number box gives floats; the API may send a string) -> int or None."""
+    if seed is None or seed == "":
+        return None
+    try:
+        value = float(seed)
+    except (TypeError, ValueError):
+        raise UserError(f"The seed must be a whole number; got {seed!r}.") from None
+    if not value.is_integer() or not 0 <= value < 2**32:
+        raise UserError(f"The seed must be a whole number from 0 to {2**32 - 1}; got {seed!r}.")
+    return int(value)
 
 
 def sketch_image(value: dict | str | Image.Image | None) -> Image.Image:
@@ -574,6 +594,10 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                         live = gr.Checkbox(value=LIVE_DRAW_DEFAULT and bool(app.sketch_models), label="Update while drawing",
                                            elem_id="sketch-live")
                         s_button = gr.Button("Generate", variant="primary", elem_id="sketch-button")
+                    with gr.Row():
+                        seed = gr.Number(value=None, precision=0, minimum=0, label="Appearance seed (empty: the model's colours)",
+                                         elem_id="sketch-seed")
+                        another = gr.Button("Another face", elem_id="another-face")
                 with gr.Column():
                     photo_out = gr.Image(
                         label="Photo", type="filepath", format="png", interactive=False,
@@ -618,9 +642,12 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
             example_sketch, pad, api_visibility="private", queue=False,
         )
         s_button.click(
-            app.sketch_to_photo, [pad, s_model], [photo_out], api_name="sketch_to_photo",
-            api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG).",
+            app.sketch_to_photo, [pad, s_model, seed], [photo_out], api_name="sketch_to_photo",
+            api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG). "
+                            "seed (optional): another face's skin tone and hair colour.",
         )
+        # Another face: the same drawing, the next seed's skin tone and hair colour.
+        another.click(app.another_face, [pad, s_model, seed], [photo_out, seed], api_visibility="private")
         # Live drawing polls instead of listening to pad.change: any change/input listener switches the
         # editor into "realtime" mode, which uploads the whole canvas on every stroke (71 uploads in 24 s)
         # and keeps the last upload's id, so a Generate after picking an example could send that stale
@@ -637,7 +664,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     api_visibility="private", queue=False)
         drawn = gr.State(None)  # what the last live update drew from, per visitor
         live_timer.tick(
-            app.live_photo, [pad, s_model, live, drawn], [photo_out, drawn], api_visibility="private",
+            app.live_photo, [pad, s_model, live, drawn, seed], [photo_out, drawn], api_visibility="private",
             trigger_mode="once", show_progress="hidden",
         )
 

@@ -51,6 +51,10 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
     if direction == "photo2sketch":
         p.add_argument("--style", default=None,
                        help="drawing style of a style-conditioned model (`photosketch models` lists them); default: the model's")
+    else:
+        p.add_argument("--seed", type=int, default=None,
+                       help="another face for the same drawing: a skin tone and hair colour picked by this seed "
+                            "(default: the model's own colours)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend (auto: ONNX Runtime when installed, else PyTorch)")
@@ -177,7 +181,7 @@ def _run(args: argparse.Namespace, direction: str) -> int:
         for src, dst in bar:
             bar.set_postfix_str(src.name, refresh=False)
             try:
-                pipe(src, strength=args.strength).save(dst)
+                pipe(src, strength=args.strength, seed=getattr(args, "seed", None)).save(dst)
             except ImageLoadError as exc:
                 failed += 1
                 bar.write(f"photosketch: {exc}", file=sys.stderr)

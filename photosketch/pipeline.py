@@ -43,6 +43,7 @@ from PIL import Image
 from torch import nn
 
 from .align import CANVAS, Face, FaceAligner
+from .appearance import Appearance, recolor
 # MAX_ASPECT and working_size live with the planning; importable from here as before.
 from .compose import MAX_ASPECT, compose, plan_image, working_size  # noqa: F401
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
@@ -265,6 +266,7 @@ class PhotoSketchPipeline:
         background: bool | None = None,
         faces: str | None = None,
         found_faces: Sequence[Face] | None = None,
+        seed: int | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -277,6 +279,8 @@ class PhotoSketchPipeline:
             align, background, faces: override the pipeline's settings for this call.
             found_faces: with ``align``, the faces of a single image already found (e.g. by
                 :func:`photosketch.align.track_faces` for a video frame): no detection runs.
+            seed: sketch→photo only: "another face" for the same drawing, a skin tone and hair colour
+                picked by this seed (:mod:`photosketch.appearance`); ``None``: the model's own colours.
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -295,6 +299,11 @@ class PhotoSketchPipeline:
         background = self.background if background is None else self._check_background(bool(background))
         faces = self.faces if faces is None else self._check_faces(faces)
 
+        appearance = None
+        if seed is not None:
+            if self.direction != "sketch2photo":
+                raise ValueError("seed applies to sketch→photo (it picks the face's skin tone and hair colour)")
+            appearance = Appearance.from_seed(seed)
         if found_faces is not None and (not single or crop):
             raise ValueError("found_faces applies to one image, without face_crop (the faces are in its pixels)")
 
@@ -321,6 +330,8 @@ class PhotoSketchPipeline:
                         for k, (p, j) in enumerate(chunk):
                             results[p][j] = out[k]
             outputs = [compose(plan, res, size=self.size, upsample=self.upsample) for plan, res in zip(plans, results)]
+        if appearance is not None:
+            outputs = [recolor(o, appearance) for o in outputs]
         return outputs[0] if single else outputs  # type: ignore[return-value]
 
     def __repr__(self) -> str:

@@ -29,6 +29,9 @@ first phase's export (``--init_weights``, fresh optimizer) at half the learning 
 its export replacing the first. The shipped ``photo2sketch`` is ``--finetune_minutes 3.6``; the
 default (no fine-tune) fits one 9-minute command.
 
+``--init_weights photo2sketch=weights/photo2sketch`` warm-starts a run's first phase from a shipped model
+(fresh optimizer, half the learning rate), so each lease's minutes add to the ones before.
+
 ``--launcher "accelerate launch --multi_gpu --num_processes 8"`` runs each trainer on several GPUs
 (``--train_batch_size`` is per GPU). ``--tiny`` is the CPU dry run of the same path that CI runs:
 tiny networks, fp32, a budget of seconds.
@@ -91,10 +94,10 @@ def ema_available() -> bool:
 
 
 def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resolution: int, tiny: bool = False,
-             ema: bool = True, init_weights: Path | None = None) -> list[str]:
-    """The trainer's command-line arguments for run ``name`` (later flags win in argparse); with
-    ``init_weights``, the fine-tune phase of that run, in ``WORK_DIR/<name>-finetune``."""
-    out = work_dir / (f"{name}-finetune" if init_weights else name)
+             ema: bool = True, init_weights: Path | None = None, label: str | None = None) -> list[str]:
+    """The trainer's command-line arguments for run ``name`` (later flags win in argparse), in
+    ``WORK_DIR/<label>``; with ``init_weights``, a warm start from that folder at half the learning rate."""
+    out = work_dir / (label or name)
     args = ["--data_pack", data_pack, "--output_dir", str(out), "--resolution", str(resolution),
             "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
     if init_weights:
@@ -153,10 +156,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--student_minutes", type=float, default=0.0,
                    help="a last phase distilling the photo→sketch teacher into the real-time student (0: none)")
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--init_weights", action="append", default=[], metavar="RUN=FOLDER",
+                   help="warm-start RUN's first phase from a Hub-layout folder (e.g. photo2sketch=weights/photo2sketch)"
+                        " at half the LR, so this lease's minutes add to the earlier ones; repeatable")
     p.add_argument("--launcher", type=str, default=f"{shlex.quote(sys.executable)}",
                    help='how to start a trainer, e.g. "accelerate launch --multi_gpu --num_processes 8"')
     p.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=False, help="CPU dry run (CI)")
     args = p.parse_args(argv)
+    args.inits = {}
+    for item in args.init_weights:
+        run, sep, folder = item.partition("=")
+        if not sep or run not in RUNS:
+            p.error(f"--init_weights {item!r}: expected RUN=FOLDER with RUN one of {', '.join(RUNS)}")
+        if not (Path(folder) / "model.safetensors").is_file():
+            p.error(f"--init_weights {item!r}: no model.safetensors in {folder}")
+        args.inits[run] = Path(folder)
     try:
         args.info = pack_info(args.data_pack)
     except (FileNotFoundError, ValueError) as exc:
@@ -185,14 +199,17 @@ def main(args: argparse.Namespace) -> int:
     # earlier one of the same name (the fine-tune replaces the first photo→sketch phase).
     phases = []
     for name in args.runs:
-        targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema)
-        phases.append((name, pix2pix, targs, work / name / name, name))
+        init = args.inits.get(name)
+        label = f"{name}-warm" if init else name
+        targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema,
+                         init_weights=init, label=label)
+        phases.append((label, pix2pix, targs, work / label / name, name))
         if name == "photo2sketch" and args.finetune_minutes > 0:
             targs = run_args(name, args.data_pack, work, args.finetune_minutes, args.info["resolution"], args.tiny, ema,
-                             init_weights=work / name / name)
+                             init_weights=work / label / name, label=f"{name}-finetune")
             phases.append((f"{name}-finetune", pix2pix, targs, work / f"{name}-finetune" / name, name))
     if args.student_minutes > 0 and "photo2sketch" in args.runs:
-        teacher = phases[[p[0] for p in phases].index("photo2sketch-finetune" if args.finetune_minutes > 0 else "photo2sketch")][3]
+        teacher = [p for p in phases if p[4] == "photo2sketch"][-1][3]  # the last photo→sketch phase's export
         targs = student_args(args.data_pack, work, args.student_minutes, teacher, args.tiny)
         phases.append(("photo2sketch-fast", distill, targs, work / "photo2sketch-fast" / "photo2sketch", "photo2sketch-fast"))
     grids: dict[str, Path] = {}

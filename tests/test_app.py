@@ -112,6 +112,10 @@ def test_sketch_to_photo(server, files):
     # loaded once, then reused
     client.predict(_pad(files["sketch"]), "sketch2photo", api_name="/sketch_to_photo")
     assert demo.photosketch.loaded.count("sketch2photo") == 1
+    # The appended seed: another face's colouring, the same for the same seed.
+    seeded = [np.asarray(Image.open(client.predict(_pad(files["sketch"]), "sketch2photo", 4, api_name="/sketch_to_photo")))
+              for _ in range(2)]
+    assert np.array_equal(*seeded) and seeded[0].shape == np.asarray(photo).shape
 
 
 @pytest.mark.parametrize(
@@ -212,7 +216,7 @@ def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
     runs = []
 
     class Pipe:
-        def __call__(self, img, face_crop=False):
+        def __call__(self, img, face_crop=False, seed=None):
             runs.append(img.size)
             return Image.new("RGB", img.size, (120, 90, 70))
 
@@ -227,6 +231,30 @@ def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
     drawing.paste(0, (10, 40, 30, 42))
     _, new_key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, key)
     assert new_key != key and len(runs) == 2
+
+
+def test_another_face_steps_the_seed(tmp_path):
+    seeds = []
+
+    class Pipe:
+        def __call__(self, img, face_crop=False, seed=None):
+            seeds.append(seed)
+            return Image.new("RGB", img.size, (120, 90, 70))
+
+    sketch_app = space.SketchApp(loader=lambda name: Pipe(), output_dir=tmp_path)
+    drawing = Image.new("L", (64, 64), 255)
+    drawing.paste(0, (10, 10, 30, 12))
+    photo, seed = sketch_app.another_face({"composite": drawing}, "sketch2photo", None)
+    assert Path(photo).is_file() and seed == 0
+    _, seed = sketch_app.another_face({"composite": drawing}, "sketch2photo", 6.0)  # gr.Number sends floats
+    assert seed == 7 and seeds == [0, 7]
+    for bad in (-1, 2.5, "x", 2**32):
+        with pytest.raises(gr.Error, match="seed"):
+            sketch_app.sketch_to_photo({"composite": drawing}, "sketch2photo", bad)
+    # The live update redraws when the seed changes, not only the drawing.
+    _, key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, None, 1)
+    _, other = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, key, 2)
+    assert other != key and seeds[-2:] == [1, 2]
 
 
 def test_examples_are_shipped_and_licensed():
@@ -340,6 +368,12 @@ def test_sketchpad_is_not_realtime_and_live_drawing_polls(weights):
     assert timer["props"]["active"] is False and timer["props"]["value"] == space.LIVE_DRAW_EVERY
     tick = next(d for d in demo.config["dependencies"] if (timer["id"], "tick") in [tuple(t) for t in d["targets"]])
     assert tick["trigger_mode"] == "once" and pad in tick["inputs"]
+    # "Another face" reads the pad and the seed box and writes the photo and the next seed.
+    ids = {c.get("props", {}).get("elem_id"): c["id"] for c in demo.config["components"]}
+    another = next(d for d in demo.config["dependencies"] if (ids["another-face"], "click") in [tuple(t) for t in d["targets"]])
+    assert another["inputs"] == [pad, ids["sketch-model"], ids["sketch-seed"]]
+    assert another["outputs"] == [ids["photo-output"], ids["sketch-seed"]]
+    assert ids["sketch-seed"] in tick["inputs"]  # live updates draw with the seed too
 
 
 def test_generated_examples_are_up_to_date():

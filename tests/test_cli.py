@@ -65,6 +65,10 @@ def test_to_photo_with_a_model_folder(inputs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert Image.open(out / "b.png").mode == "RGB" and Image.open(out / "b.png").size == (24, 24)
     assert Image.open(out / "a.png").size == (40, 32)
+    # --seed: another face (skin tone, hair colour) for the same sketch.
+    r = run("to-photo", inputs / "b.png", "-o", tmp_path / "seeded", "--model", model, "--size", "32", "--seed", "5",
+            tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr and (tmp_path / "seeded" / "b.png").is_file()
 
 
 def test_models_lists_what_is_usable(tmp_path):

@@ -60,6 +60,19 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
     assert all(run["log"] and "perf/images_per_s" in run["log"][-1] for run in summary["runs"].values())
     assert summary["validation_rows"] == ["photo2sketch", "sketch2photo", "photo2sketch-fast"]
 
+    # A later lease warm-starts from what this one shipped: the minutes add up.
+    again = tmp_path / "again"
+    args = gpu_recipe.parse_args(["--data_pack", str(pack), "--output_dir", str(again), "--minutes", "0.05", "0.05",
+                                  "--runs", "photo2sketch", "--student_minutes", "0.05", "--tiny",
+                                  "--init_weights", f"photo2sketch={out / 'photo2sketch'}"])
+    assert gpu_recipe.main(args) == 0
+    summary = json.loads((again / "summary.json").read_text())
+    assert set(summary["runs"]) == {"photo2sketch-warm", "photo2sketch-fast"}
+    warm = summary["runs"]["photo2sketch-warm"]["command"]
+    assert f"--init_weights {out / 'photo2sketch'}" in warm and "--learning_rate 1e-4" in warm
+    assert "photo2sketch-warm/photo2sketch" in summary["runs"]["photo2sketch-fast"]["command"]
+    assert load_generator(again / "photo2sketch").styles == ("cufs", "fs2k-1", "fs2k-2")
+
 
 def test_recipe_refuses_a_missing_pack(tmp_path, capsys):
     import pytest
@@ -67,6 +80,21 @@ def test_recipe_refuses_a_missing_pack(tmp_path, capsys):
     with pytest.raises(SystemExit):
         gpu_recipe.parse_args(["--data_pack", str(tmp_path / "none.safetensors"), "--output_dir", str(tmp_path)])
     assert "--data_pack" in capsys.readouterr().err
+
+
+def test_recipe_refuses_a_bad_init(tmp_path, capsys):
+    import pytest
+
+    data = tmp_path / "data"
+    make_paired_split(data / "train", 3, size=(40, 40))
+    pack = tmp_path / "pack.safetensors"
+    assert gpu_pack.main(gpu_pack.parse_args(["--data_dir", str(data), "--output", str(pack), "--resolution", "32",
+                                             "--no-wheels"])) == 0
+    for bad, said in ((f"photo={tmp_path}", "RUN one of photo2sketch, sketch2photo"), (str(tmp_path), "RUN=FOLDER"),
+                      (f"sketch2photo={tmp_path}", "no model.safetensors")):
+        with pytest.raises(SystemExit):
+            gpu_recipe.parse_args(["--data_pack", str(pack), "--output_dir", str(tmp_path / "o"), "--init_weights", bad])
+        assert said in capsys.readouterr().err
 
 
 def test_gpu_command_fits_the_device_tool():

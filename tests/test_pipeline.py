@@ -177,6 +177,20 @@ def test_tiny_learned_models_both_directions(face_image):
     assert s2p(face_image).mode == "RGB"  # an RGB "sketch" is turned to grayscale first
 
 
+def test_seed_gives_another_face_for_the_same_drawing(face_image):
+    from photosketch.appearance import Appearance, recolor
+
+    s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", size=48)
+    sketch = face_image.convert("L")
+    own = s2p(sketch)
+    first, again = s2p(sketch, seed=3), s2p(sketch, seed=3)
+    assert np.array_equal(np.asarray(first), np.asarray(again))  # a seed is reproducible
+    assert np.array_equal(np.asarray(first), np.asarray(recolor(own, Appearance.from_seed(3))))
+    assert [np.asarray(o) for o in s2p([sketch, sketch], seed=3)][1].tolist() == np.asarray(first).tolist()
+    with pytest.raises(ValueError, match="sketch→photo"):
+        PhotoSketchPipeline(tiny(3, 1))(face_image, seed=1)
+
+
 def test_face_crop_output_is_the_crop():
     from test_face import drawn_face
 

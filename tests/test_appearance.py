@@ -1,0 +1,52 @@
+"""photosketch.appearance: "another face" for the same drawing, a seeded skin tone and hair colour."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from photosketch.appearance import HAIR_COLOURS, MONK_SKIN_TONES, Appearance, recolor
+
+
+def generated_face(size=96, skin=(200, 150, 120), hair=(40, 30, 25)):
+    """A stand-in for a sketch→photo output: grey page, a skin-coloured face, a dark hair cap."""
+    img = Image.new("RGB", (size, size), (200, 200, 200))
+    d = ImageDraw.Draw(img)
+    d.ellipse((size * 0.22, size * 0.12, size * 0.78, size * 0.6), fill=hair)  # hair above and around
+    d.ellipse((size * 0.28, size * 0.25, size * 0.72, size * 0.85), fill=skin)  # the face
+    return img
+
+
+def lightness(img, box):
+    return float(np.asarray(img.convert("L").crop(box), np.float32).mean())
+
+
+def test_a_seed_always_picks_the_same_appearance_and_seeds_differ():
+    assert Appearance.from_seed(7) == Appearance.from_seed(7)
+    picked = {Appearance.from_seed(s) for s in range(20)}
+    assert len({a.skin for a in picked}) >= 4 and len({a.hair for a in picked}) >= 3
+    assert all(a.skin in MONK_SKIN_TONES and a.hair in HAIR_COLOURS for a in picked)
+    with pytest.raises(TypeError, match="seed"):
+        Appearance.from_seed("3")
+
+
+def test_recolor_moves_skin_and_hair_and_leaves_the_page():
+    face = generated_face()
+    cheek, page, crown = (40, 55, 56, 70), (0, 88, 10, 96), (40, 14, 56, 20)
+    deep = recolor(face, Appearance(skin=MONK_SKIN_TONES[8], hair=HAIR_COLOURS[0]))
+    light = recolor(face, Appearance(skin=MONK_SKIN_TONES[1], hair=HAIR_COLOURS[5]))
+    assert lightness(deep, cheek) < lightness(face, cheek) - 25  # deep skin is darker
+    assert lightness(light, cheek) > lightness(deep, cheek) + 40
+    assert lightness(light, crown) > lightness(face, crown) + 25  # blond hair is lighter than black
+    for out in (deep, light):
+        assert out.size == face.size and out.mode == "RGB"
+        assert abs(lightness(out, page) - lightness(face, page)) < 1  # the background is not a face
+    # Shading survives: a shadow on the cheek stays darker than the lit cheek.
+    shaded = face.copy()
+    ImageDraw.Draw(shaded).rectangle((30, 60, 40, 75), fill=(150, 110, 90))
+    out = np.asarray(recolor(shaded, Appearance(MONK_SKIN_TONES[5], HAIR_COLOURS[1])).convert("L"), np.float32)
+    assert out[65:72, 32:38].mean() < out[65:72, 50:56].mean() - 5
+
+
+def test_recolor_leaves_an_image_without_a_face_alone():
+    blank = Image.new("RGB", (64, 64), "white")
+    assert np.array_equal(np.asarray(recolor(blank, Appearance.from_seed(1))), np.asarray(blank))
