@@ -81,12 +81,26 @@ def find_pairs(root: str | Path, split: str | None = None) -> list[tuple[Path, P
 
 @functools.lru_cache(maxsize=64)
 def _warn_once(message: str) -> None:
-    # A trainer builds several datasets on one folder (training, validation): say it once.
+    # A trainer lists one folder more than once (the argument check, the training data): say it once.
     logger.warning(message)
 
 
 def _readable(path: Path) -> bool:
-    """Whether ``path`` opens as an image (header only: cheap; a truncated body is caught when loaded)."""
+    """Whether ``path`` opens as an image (header only: cheap; a truncated body is caught when loaded).
+
+    A trainer lists the same folder more than once (the argument check, then the training data), so the
+    answer is kept per file version (path, modification time, size): a folder is header-read once, and
+    a file replaced in between is read again.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return _readable_version(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _readable_version(path: str, mtime_ns: int, size: int) -> bool:
     try:
         with Image.open(path):
             return True

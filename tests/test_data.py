@@ -1,6 +1,7 @@
 """photosketch.data: pair finding and the training datasets, on tiny generated images."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,27 @@ def test_unreadable_files_are_counted_found_and_skipped(tmp_path, caplog):
         unpaired = UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32)
     assert (len(unpaired.photos), len(unpaired.sketches)) == (9, 10)
     assert "10 photos found, 1 skipped (unreadable: 3.png)" in caplog.text
+
+
+def test_a_folder_is_header_read_once_until_a_file_changes(tmp_path, monkeypatch):
+    """A trainer lists its folder twice (argument check, training data): the second listing opens nothing."""
+    import os
+
+    from photosketch import data
+
+    make_pairs(tmp_path, n=4)
+    opened = []
+    real_open = data.Image.open
+    monkeypatch.setattr(data.Image, "open", lambda path, *a, **k: opened.append(Path(path).name) or real_open(path, *a, **k))
+    PairedDataset(tmp_path, resolution=32)
+    assert len(opened) == 8  # 4 photos + 4 sketches
+    opened.clear()
+    PairedDataset(tmp_path, resolution=32, augment=False)
+    assert opened == []
+    photo = next((tmp_path / "photos").iterdir())
+    photo.write_bytes(b"not an image")  # replaced: read again, and now skipped
+    os.utime(photo, ns=(1, 1))
+    assert len(PairedDataset(tmp_path, resolution=32)) == 3 and opened == [photo.name]
 
 
 def test_photo_jitter_and_grayscale_augmentation(tmp_path):
