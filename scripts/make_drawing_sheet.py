@@ -6,7 +6,9 @@
 Rows: the app's example drawings (``examples/sparse_*.png``, ``outline.png``, ``sketch_1.png``) and, with
 ``--portraits``, a few-stroke ``sparse_drawing`` of each portrait's face crop (public-domain faces, not
 from any training set). Columns: the drawing | each ``--models NAME=MODEL`` (registry name, folder or
-Hub id). Everything goes through the public ``PhotoSketchPipeline``, as the app runs it.
+Hub id), then, with ``--seeds``, the last model's photo with each appearance seed ("Another face" in the
+app: another skin tone and hair colour, :mod:`photosketch.appearance`). Everything goes through the
+public ``PhotoSketchPipeline``, as the app runs it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="columns: sketch→photo models (NAME alone: a registry name)")
     p.add_argument("--portraits", type=Path, default=None, help="also sparse drawings of these portraits' faces")
     p.add_argument("--output", type=Path, default=Path("docs/drawings-sketch2photo.jpg"))
+    p.add_argument("--seeds", type=int, nargs="*", default=[], help="appearance seeds: extra columns of the last model")
     p.add_argument("--cell", type=int, default=160, help="cell height in pixels")
     return p.parse_args(argv)
 
@@ -50,9 +53,12 @@ def main(argv=None) -> int:
     for spec in args.models:
         name, _, path = spec.partition("=")
         pipes.append((name, PhotoSketchPipeline.from_pretrained(path or name, direction="sketch2photo")))
-    rows = [[drawing] + [pipe(drawing, face_crop=False) for _, pipe in pipes] for _, drawing in drawings]
-    save_sheet(render_grid(["drawing"] + [name for name, _ in pipes], rows, args.cell), args.output,
-               f"{len(rows)} drawings x {len(pipes)} models")
+    last_name, last = pipes[-1]
+    rows = [[drawing] + [pipe(drawing, face_crop=False) for _, pipe in pipes]
+            + [last(drawing, face_crop=False, seed=seed) for seed in args.seeds] for _, drawing in drawings]
+    header = ["drawing"] + [name for name, _ in pipes] + [f"{last_name}, seed {seed}" for seed in args.seeds]
+    save_sheet(render_grid(header, rows, args.cell), args.output,
+               f"{len(rows)} drawings x {len(pipes)} models" + (f" + {len(args.seeds)} seeds" if args.seeds else ""))
     return 0
 
 

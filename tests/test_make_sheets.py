@@ -22,6 +22,11 @@ def test_drawing_sheet_puts_each_example_drawing_through_each_model(tmp_path):
     assert "6 drawings x 2 models" in done.stderr
     sheet = Image.open(tmp_path / "s.jpg")
     assert sheet.height == 18 + 6 * 64 and sheet.width > 3 * 40  # a header, six rows, three columns
+    # Two seeds: two more columns, the last model's photo with another skin tone and hair colour.
+    done = run("make_drawing_sheet.py", "--models", "a=sketch2photo", "--seeds", "0", "1", "--output", tmp_path / "t.jpg",
+               "--cell", "64")
+    assert done.returncode == 0 and "6 drawings x 1 models + 2 seeds" in done.stderr, done.stderr[-2000:]
+    assert Image.open(tmp_path / "t.jpg").width > Image.open(tmp_path / "s.jpg").width
 
 
 def test_sheets_refuse_a_missing_portrait_folder_in_one_line(tmp_path):
