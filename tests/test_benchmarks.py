@@ -104,3 +104,21 @@ def test_rejected_backends_are_measured_with_their_error(latency, tmp_path):
     assert rows[("compact", "torchscript")]["mean_abs_diff_vs_fp32"] < 1e-5
     int8 = rows[("compact", "int8")]
     assert int8["median_ms"] > 0 and 0 < int8["mean_abs_diff_vs_fp32"] < 0.2  # quantised: close, not equal
+
+
+def test_generator_budget_trains_and_scores_each_config(tmp_path):
+    """benchmarks/generator_budget.py: the real trainer and evaluator, a budget of seconds, a tiny config."""
+    from tests.conftest import make_paired_split
+
+    budget = load_script("benchmarks/generator_budget.py")
+    data = tmp_path / "data"
+    for split, n in (("train", 6), ("val", 3)):
+        make_paired_split(data / split, n, size=(40, 40))
+        (data / split / "styles.csv").write_text("name,style\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(n)))
+    out = tmp_path / "budget.json"
+    assert budget.main(["--data_dir", str(data), "--eval_dir", str(data), "--configs", "compact-32", "--minutes", "0.02",
+                        "--resolution", "32", "--batch_size", "2", "--work_dir", str(tmp_path / "runs"),
+                        "--output", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["config"] == "compact-32" and row["steps"] >= 1 and 0 < row["val_fsim"] <= 1 and row["n_val"] == 3
+    assert row["params_m"] > 0 and (row["ms_per_step"] is None or row["ms_per_step"] > 0)
