@@ -117,7 +117,7 @@ def test_generator_budget_trains_and_scores_each_config(tmp_path):
         (data / split / "styles.csv").write_text("name,style\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(n)))
     out = tmp_path / "budget.json"
     assert budget.main(["--data_dir", str(data), "--eval_dir", str(data), "--configs", "compact-32", "--minutes", "0.02",
-                        "--resolution", "32", "--batch_size", "2", "--work_dir", str(tmp_path / "runs"),
+                        "--resolution", "64", "--batch_size", "2", "--work_dir", str(tmp_path / "runs"),
                         "--output", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert row["config"] == "compact-32" and row["steps"] >= 1 and 0 < row["val_fsim"] <= 1 and row["n_val"] == 3
