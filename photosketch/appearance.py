@@ -88,17 +88,31 @@ def recolor(photo: Image.Image, appearance: Appearance) -> Image.Image:
     if len(centre) < 16:
         return photo.convert("RGB")
     skin_lab = np.median(centre, axis=0)
-    chroma_dist = np.linalg.norm(ab - skin_lab[1:], axis=-1)
-    skin = np.exp(-0.5 * (chroma_dist / 10.0) ** 2) * _soft(L - (skin_lab[0] - 30.0), 4.0) * _ellipse(h, w, *FACE)
-    hair = _soft((skin_lab[0] - 22.0) - L, 4.0) * _ellipse(h, w, *HEAD) * (1.0 - skin)
-    skin = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(1.0, w / 128))
+    face, head = _ellipse(h, w, *FACE), _ellipse(h, w, *HEAD)
+    chroma = np.linalg.norm(ab, axis=-1)
+    # Skin: inside the face's outline, neither much darker than the skin (hair, brows, pupils) nor a
+    # colourless white page. No chroma test: highlights on the forehead and nose differ in chroma
+    # from the median and must move with the rest of the face.
+    not_dark = _soft(L - (skin_lab[0] - 28.0), 4.0)
+    not_page = 1.0 - _soft(L - 92.0, 1.5) * _soft(6.0 - chroma, 1.5)
+    skin = face * not_dark * not_page
+    # Hair: much darker than the skin, inside the head's outline but outside the face, so the brows,
+    # eyes and mouth keep their own dark.
+    hair = _soft((skin_lab[0] - 22.0) - L, 4.0) * head * (1.0 - face)
+    skin = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), max(1.0, w / 64))
     hair = cv2.GaussianBlur(hair.astype(np.float32), (0, 0), max(1.0, w / 128))
 
     target_skin, target_hair = _lab(appearance.skin), _lab(appearance.hair)
+    # A swatch's chroma is that of a flat, evenly lit patch; the darkest swatches are nearly grey. Keep
+    # the swatch's hue with at least 60% of the painted skin's chroma, so deep skin stays warm, not olive.
+    skin_chroma = float(np.linalg.norm(target_skin[1:]))
+    want = max(skin_chroma, 0.6 * float(np.linalg.norm(skin_lab[1:])))
+    target_skin[1:] *= want / max(skin_chroma, 1e-6)
     skin_scale = np.clip(target_skin[0] / _MID_SKIN_L, 0.25, 1.3)
     hair_lab = lab[hair > 0.5]
     hair_median = np.median(hair_lab, axis=0) if len(hair_lab) >= 16 else target_hair
-    hair_scale = np.clip((target_hair[0] + 4.0) / max(hair_median[0], 4.0), 0.3, 4.0)
+    # Lightening dark hair a lot also lifts its noise: at most 2.5x.
+    hair_scale = np.clip((target_hair[0] + 4.0) / max(hair_median[0], 4.0), 0.3, 2.5)
 
     out = lab.copy()
     for mask, scale, source, target in ((skin, skin_scale, skin_lab, target_skin), (hair, hair_scale, hair_median, target_hair)):
