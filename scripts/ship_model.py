@@ -209,9 +209,10 @@ def styles_text(model, name: str) -> str | None:
 
 
 def trainer_script(command: str | None) -> str:
-    """The trainer named in a recorded command (``python train/distill.py ...`` -> ``train/distill.py``)."""
-    match = re.search(r"train/\w+\.py", command or "")
-    return match.group(0) if match else "train/pix2pix.py"
+    """The trainer named in a recorded command (``python train/distill.py ...`` -> ``train/distill.py``); of
+    several (a teacher's run, then the student's), the last one, which made the model."""
+    found = re.findall(r"train/\w+\.py", command or "")
+    return found[-1] if found else "train/pix2pix.py"
 
 
 def trained_steps(run_dir: Path, train_args: dict) -> str:

@@ -167,3 +167,10 @@ def test_model_dir_is_required_unless_onnx_only(capsys):
     with pytest.raises(SystemExit):
         load_ship().parse_args(["--name", "photo2sketch"])
     assert "--model_dir is required" in capsys.readouterr().err
+
+
+def test_the_card_names_the_trainer_that_made_the_model():
+    ship = load_ship()
+    assert ship.trainer_script("python train/pix2pix.py --a\npython train/distill.py --teacher x") == "train/distill.py"
+    assert ship.trainer_script("python train/cyclegan.py") == "train/cyclegan.py"
+    assert ship.trainer_script(None) == "train/pix2pix.py"
