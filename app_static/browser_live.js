@@ -252,8 +252,8 @@ export function mount(element, cfg) {
     try {
       await ensureSketcher();
       status("Waiting for the camera…");
-      // 320x240, as the server mode (app.LIVE_SIDE): the model works at 128 px, and a 240 px crop costs a quarter of a
-      // 480 px one to read back and resize (the camera scales natively; from there on, every step is the pipeline's).
+      // 320x240, as the server mode (app.LIVE_SIDE): the model works at its sample_size (256 px), close to the 240 px
+      // crop, and a 240 px crop costs a quarter of a 480 px one to read back and resize (the camera scales natively; from there on, every step is the pipeline's).
       stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 320 }, height: { ideal: 240 } }, audio: false });
       video.srcObject = stream;
       await video.play();
