@@ -17,6 +17,11 @@ load to) exported by ``photosketch.runtime.export_onnx``. To (re)write only that
 already shipped:
 
     python scripts/ship_model.py --name photo2sketch-fast --onnx_only
+
+``--speed_only`` rewrites just the card's Speed section from benchmark JSONs measured after shipping
+(on a quiet machine):
+
+    python scripts/ship_model.py --name photo2sketch-fast --speed_only --latency latency.json --stream stream.json
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"also write model.onnx (default: only for {BROWSER_MODEL}, which the app runs in the browser)")
     p.add_argument("--onnx_only", action=argparse.BooleanOptionalAction, default=False,
                    help="only (re)write model.onnx of the already shipped weights_dir/name from its safetensors")
+    p.add_argument("--speed_only", action=argparse.BooleanOptionalAction, default=False,
+                   help="only rewrite the Speed section of the already shipped weights_dir/name card from --latency "
+                        "(and --stream): speed measured after shipping, on a quiet machine")
     p.add_argument("--results", action="append", default=[], metavar="LABEL=results.json",
                    help="this model's evaluate results (repeat per test set)")
     p.add_argument("--baseline", action="append", default=[], metavar="LABEL=results.json",
@@ -81,8 +89,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limitations", default="", help="model-specific limitations, added to the general ones")
     p.add_argument("--data_source", default=DATA_SOURCE, help="where the command's training data came from")
     args = p.parse_args(argv)
-    if args.model_dir is None and not args.onnx_only:
-        p.error("--model_dir is required (unless --onnx_only)")
+    if args.speed_only and args.latency is None:
+        p.error("--speed_only needs --latency (benchmarks/latency.py --output JSON)")
+    if args.model_dir is None and not (args.onnx_only or args.speed_only):
+        p.error("--model_dir is required (unless --onnx_only or --speed_only)")
     if args.onnx is None:
         args.onnx = args.name == BROWSER_MODEL
     return args
@@ -110,6 +120,19 @@ def write_onnx(folder: Path) -> Path:
     path = folder / "model.onnx"
     path.write_bytes(export_onnx(model))
     return path
+
+
+def replace_speed_section(card: Path, speed: str) -> bool:
+    """Swap the body of ``card``'s ``## Speed`` section (up to the next ``## `` heading) for ``speed``."""
+    text = card.read_text()
+    start = text.find("\n## Speed\n")
+    if start < 0:
+        return False
+    body = start + len("\n## Speed\n")
+    end = text.find("\n## ", body)
+    end = len(text) if end < 0 else end
+    card.write_text(text[:body] + "\n" + speed + "\n" + text[end:])
+    return True
 
 
 def _pairs(items: list[str]) -> dict[str, dict]:
@@ -141,7 +164,10 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teach
         if res.get("floor"):  # evaluate's do-nothing row: the grayscale input scored as the output
             f = res["floor"]
             lines.append(f"| {label} | do nothing (grayscale input) | {res['n']} | {f['fsim']:.4f} | {f['ssim']:.4f} | {f['l1']:.4f} |")
-        for style, m in sorted((res.get("means_by_style") or {}).items()):
+        by_style = res.get("means_by_style") or {}
+        if len(by_style) == 1:  # one style in the whole set: its row would repeat the set's own
+            by_style = {}
+        for style, m in sorted(by_style.items()):
             n = m.get("n", "")
             lines.append(f"| {label}, style {style} | this model | {n} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
             if m.get("floor"):
@@ -233,6 +259,17 @@ def main(args: argparse.Namespace) -> int:
         path = write_onnx(folder)
         note_onnx_in_card(folder)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+        return 0
+    if args.speed_only:
+        card = args.weights_dir / args.name / "README.md"
+        speed = speed_text(args.latency, args.name, args.stream)
+        if speed == "Not measured.":
+            print(f"{args.latency} has no row for {args.name}; the card is unchanged", file=sys.stderr)
+            return 2
+        if not card.is_file() or not replace_speed_section(card, speed):
+            print(f"{card} is not a shipped card with a Speed section; ship the model first", file=sys.stderr)
+            return 2
+        print(f"rewrote the Speed section of {card}")
         return 0
     model = load_generator(args.model_dir)
     config = dict(model._hub_mixin_config)

@@ -85,9 +85,21 @@ def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path,
         "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch-fast", "--weights_dir", str(tmp_path / "shipped"),
         "--results", f"tiny test={evals['student'] / 'results.json'}",
         "--teacher_results", f"tiny test={evals['teacher'] / 'results.json'}",
-        "--latency", str(tmp_path / "latency.json"), "--stream", str(tmp_path / "stream.json"),
     ])) == 0
-    card = (tmp_path / "shipped" / "photo2sketch-fast" / "README.md").read_text()
+    card_path = tmp_path / "shipped" / "photo2sketch-fast" / "README.md"
+    before = card_path.read_text()
+    assert "## Speed\n\nNot measured.\n" in before
+    # Speed measured after shipping (on a quiet machine) goes into the shipped card's Speed section only.
+    speed_args = ["--name", "photo2sketch-fast", "--weights_dir", str(tmp_path / "shipped"), "--speed_only",
+                  "--latency", str(tmp_path / "latency.json"), "--stream", str(tmp_path / "stream.json")]
+    assert ship.main(ship.parse_args(speed_args)) == 0
+    card = card_path.read_text()
+    assert "Not measured." not in card and card.count("## Speed") == 1
+    assert card.split("## Speed")[0] == before.split("## Speed")[0]
+    assert card.split("## Intended use")[1] == before.split("## Intended use")[1]
+    # A benchmark without this model's rows leaves the card alone.
+    assert ship.main(ship.parse_args(["--name", "sketch2photo", "--weights_dir", str(tmp_path / "shipped"), "--speed_only",
+                                      "--latency", str(tmp_path / "latency.json")])) == 2
     teacher_fsim = json.loads((evals["teacher"] / "results.json").read_text())["means"]["fsim"]
     assert "train/distill.py` for 5 steps" in card and "--teacher photo2sketch" in card
     assert f"| tiny test | teacher: {tmp_path / 'teacher'} | 2 | {teacher_fsim:.4f} |" in card
@@ -113,6 +125,10 @@ def test_styled_model_card_has_styles_and_the_do_nothing_floor(tmp_path):
     assert "## Styles" in card and "`cufs`, `fs2k-1`" in card and 'style="cufs"' in card
     assert f"| tiny | do nothing (grayscale input) | 2 | {floor:.4f}" in card
     assert "| tiny, style cufs | do nothing |" in card
+    # A set with one style (CUFS: every sketch is `cufs`) gets no per-style rows that repeat its own.
+    res = json.loads((results / "results.json").read_text())
+    res["means_by_style"] = {"cufs": res["means_by_style"]["cufs"]}
+    assert ", style" not in ship.evaluation_table({"tiny": res}, {})
 
 
 def _uint8(x: torch.Tensor):
@@ -167,6 +183,9 @@ def test_model_dir_is_required_unless_onnx_only(capsys):
     with pytest.raises(SystemExit):
         load_ship().parse_args(["--name", "photo2sketch"])
     assert "--model_dir is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_ship().parse_args(["--name", "photo2sketch", "--speed_only"])
+    assert "--speed_only needs --latency" in capsys.readouterr().err
 
 
 def test_the_card_names_the_trainer_that_made_the_model():
