@@ -7,9 +7,11 @@ of the generated photo, steered by a seed:
 
 1. The seed picks a skin tone from the Monk Skin Tone Scale (Monk 2019; Google, CC BY 4.0: ten
    swatches spanning light to deep skin) and a hair colour from :data:`HAIR_COLOURS`.
-2. In CIELAB, skin is the region whose chroma is close to the median of the face's centre; hair is
-   what is much darker than that skin. Each moves toward its target, in proportion to a soft mask,
-   keeping its shading (lightness is scaled, not replaced) so the painted light and shadow stay.
+2. In CIELAB, skin is the face's outline (:data:`FACE`, an ellipse where aligned faces sit) minus
+   what is much darker than its median (brows, eyes, drawn lines) and minus white page; hair is what
+   is that much darker inside the head's outline (:data:`HEAD`) but outside the face. Each moves
+   toward its target, in proportion to a soft mask, keeping its shading (lightness is scaled, not
+   replaced) so the painted light and shadow stay.
 
 Only colour changes: the person's features come from the drawing. ``seed=None`` returns the model's
 own colouring unchanged.

@@ -210,6 +210,13 @@ def speed_text(latency: Path | None, name: str, stream: Path | None = None) -> s
             lines += [f"| {'aligned (tracked)' if r.get('align') else 'crop' if r['face_crop'] else 'whole frame'} | "
                       f"{r['median_ms']:.1f} | {r['sustained_fps']:.1f} |" for r in srows]
             lines += ["", f"`{smeta['command']}`"]
+        drows = [r for r in sdata.get("drawing_rows", []) if r["model"] == name]
+        if drows:
+            lines += ["", "The Space's \"Update while drawing\" (`app.SketchApp.live_photo` on a 512x512 sketchpad "
+                          f"that gains a stroke each tick, plus the PNG encoding; {smeta['threads']} threads):", "",
+                      "| median ms/update | p90 ms |", "|---:|---:|"]
+            lines += [f"| {r['median_ms']:.1f} | {r['p90_ms']:.1f} |" for r in drows]
+            lines += ["", f"`{smeta['command']}`"]
     return "\n".join(lines)
 
 

@@ -193,3 +193,17 @@ def test_the_card_names_the_trainer_that_made_the_model():
     assert ship.trainer_script("python train/pix2pix.py --a\npython train/distill.py --teacher x") == "train/distill.py"
     assert ship.trainer_script("python train/cyclegan.py") == "train/cyclegan.py"
     assert ship.trainer_script(None) == "train/pix2pix.py"
+
+
+def test_speed_text_has_the_drawing_rows_of_a_sketch_model(tmp_path):
+    ship = load_ship()
+    meta = {"cpu": "cpu", "threads": 2, "torch": "2", "repeats": 3, "command": "latency"}
+    (tmp_path / "latency.json").write_text(json.dumps({"meta": meta, "models": [
+        {"model": "sketch2photo", "variant": "onnxruntime", "size": 256, "batch": 1, "median_ms": 18.7,
+         "images_per_s": 53.4, "speedup_vs_resnet9": 30.3}]}))
+    (tmp_path / "stream.json").write_text(json.dumps({
+        "meta": {"width": 640, "height": 480, "threads": 2, "command": "stream"}, "rows": [],
+        "drawing_rows": [{"model": "sketch2photo", "median_ms": 107.4, "p90_ms": 108.1},
+                         {"model": "other", "median_ms": 1.0, "p90_ms": 2.0}]}))
+    text = ship.speed_text(tmp_path / "latency.json", "sketch2photo", tmp_path / "stream.json")
+    assert "| 107.4 | 108.1 |" in text and "| 1.0 | 2.0 |" not in text and "Update while drawing" in text
