@@ -337,7 +337,8 @@ def _compare_fixed_frame(page, tmp_path, engine: str = "auto") -> dict:
             const blob = new Blob([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], { type: "image/png" });
             return document.querySelector(selector).photosketch.sketchImage(blob);
         }""", [LIVE, base64.b64encode(buf.getvalue()).decode()])
-    assert result["side"] == 800 and result["size"] == 128
+    student_size = json.loads((ROOT / "weights" / "photo2sketch-fast" / "config.json").read_text())["sample_size"]
+    assert result["side"] == 800 and result["size"] == student_size  # the shipped student's own resolution
     with page.expect_download() as download:
         root.locator(".ps-snap").click()
     path = tmp_path / "snapshot.png"
