@@ -109,6 +109,8 @@ def page(browser, url):
 def _screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    # A drag on the sketchpad can leave page text selected; a README picture should not show it.
+    page.evaluate("window.getSelection().removeAllRanges()")
     page.screenshot(path=str(path), full_page=False)
     if os.environ.get("PHOTOSKETCH_SCREENSHOTS") == "docs":
         DOCS.mkdir(exist_ok=True)
