@@ -641,13 +641,6 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
             lambda path: {"background": path, "layers": [], "composite": path} if path else gr.skip(),
             example_sketch, pad, api_visibility="private", queue=False,
         )
-        s_button.click(
-            app.sketch_to_photo, [pad, s_model, seed], [photo_out], api_name="sketch_to_photo",
-            api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG). "
-                            "seed (optional): another face's skin tone and hair colour.",
-        )
-        # Another face: the same drawing, the next seed's skin tone and hair colour.
-        another.click(app.another_face, [pad, s_model, seed], [photo_out, seed], api_visibility="private")
         # Live drawing polls instead of listening to pad.change: any change/input listener switches the
         # editor into "realtime" mode, which uploads the whole canvas on every stroke (71 uploads in 24 s)
         # and keeps the last upload's id, so a Generate after picking an example could send that stale
@@ -663,10 +656,21 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         live.change(lambda on, shown: gr.Timer(active=bool(on and shown)), [live, on_sketch_tab], live_timer,
                     api_visibility="private", queue=False)
         drawn = gr.State(None)  # what the last live update drew from, per visitor
-        live_timer.tick(
+        live_update = live_timer.tick(
             app.live_photo, [pad, s_model, live, drawn, seed], [photo_out, drawn], api_visibility="private",
             trigger_mode="once", show_progress="hidden",
         )
+        # Generate and Another face cancel a live update still queued or running: it was read from the
+        # canvas before the click (perhaps before an example replaced the drawing) and, with two requests
+        # served at once, could otherwise land after the click's photo and put the old drawing's back.
+        s_button.click(
+            app.sketch_to_photo, [pad, s_model, seed], [photo_out], api_name="sketch_to_photo", cancels=[live_update],
+            api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG). "
+                            "seed (optional): another face's skin tone and hair colour.",
+        )
+        # Another face: the same drawing, the next seed's skin tone and hair colour.
+        another.click(app.another_face, [pad, s_model, seed], [photo_out, seed], api_visibility="private",
+                      cancels=[live_update])
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     demo.photosketch = app  # the models live as long as the demo, not the module
