@@ -124,6 +124,22 @@ def _has_image(page, selector: str) -> bool:
     )
 
 
+#: JS: the Sketch -> Photo result's URL once its <img> has loaded, else null. Results are stored by content
+#: hash, so a new URL means a photo of a different drawing.
+PHOTO_SRC = "() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0 ? i.src : null; }"
+
+
+def _stroke(page, box: dict, fx: float, fy: float, offsets) -> None:
+    """One pen stroke on the canvas ``box``: down at (fx, fy) of its size, through ``offsets`` (px), up.
+    Keep strokes short: every move repaints a software-rendered WebGL canvas."""
+    x0, y0 = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for dx, dy in offsets:
+        page.mouse.move(x0 + dx, y0 + dy)
+    page.mouse.up()
+
+
 def test_photo_to_sketch_in_the_browser(page):
     page.locator("#photo-input input[type=file]").set_input_files(str(ROOT / "examples" / "photo_astronaut.jpg"))
     page.wait_for_selector("#photo-input img")
@@ -148,13 +164,7 @@ def test_sketch_to_photo_in_the_browser(page):
     page.wait_for_timeout(1000)  # the canvas resizes to the example and re-fits its zoom
     box = canvas.bounding_box()
     assert box and box["width"] > 50 and box["height"] > 50
-    # A stroke across the middle of the sheet: mouse down, move, up.
-    x0, y0 = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for i in range(1, 6):  # few moves: every one repaints a software-rendered WebGL canvas
-        page.mouse.move(x0 + i * 24, y0 + i * 15)
-    page.mouse.up()
+    _stroke(page, box, 0.35, 0.35, [(i * 24, i * 15) for i in range(1, 6)])  # across the middle of the sheet
     page.wait_for_timeout(500)
     page.click("#sketch-button")
     page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
@@ -188,22 +198,16 @@ def test_example_replaces_the_drawing(page):
     canvas.wait_for()
     page.wait_for_timeout(1000)
     box = canvas.bounding_box()
-    x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for i in range(1, 6):
-        page.mouse.move(x0 + i * 30, y0 + i * 20)
-    page.mouse.up()
+    _stroke(page, box, 0.3, 0.3, [(i * 30, i * 20) for i in range(1, 6)])
     page.wait_for_timeout(500)
-    src = "() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0 ? i.src : null; }"
     page.click("#sketch-button")
-    page.wait_for_function(src)
-    first = page.evaluate(src)
+    page.wait_for_function(PHOTO_SRC)
+    first = page.evaluate(PHOTO_SRC)
     page.locator("#sketch-examples .gallery-item").first.click()
     page.wait_for_timeout(1500)
     page.click("#sketch-button")
-    page.wait_for_function(f"() => {{ const s = ({src})(); return s && s !== {first!r}; }}")
-    assert page.evaluate(src) != first  # results are stored by content hash: same input, same URL
+    page.wait_for_function(f"() => {{ const s = ({PHOTO_SRC})(); return s && s !== {first!r}; }}")
+    assert page.evaluate(PHOTO_SRC) != first  # results are stored by content hash: same input, same URL
 
 
 def test_live_updates_go_on_after_generate(page):
@@ -214,23 +218,14 @@ def test_live_updates_go_on_after_generate(page):
     canvas.wait_for()
     page.wait_for_timeout(1000)
     box = canvas.bounding_box()
-
-    def stroke(fx: float, fy: float) -> None:
-        x0, y0 = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        for i in range(1, 5):
-            page.mouse.move(x0 + i * 15, y0 + (i % 2) * 5)
-        page.mouse.up()
-
-    src = "() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0 ? i.src : null; }"
-    stroke(0.3, 0.3)
+    zigzag = [(i * 15, (i % 2) * 5) for i in range(1, 5)]
+    _stroke(page, box, 0.3, 0.3, zigzag)
     page.click("#sketch-button")
-    page.wait_for_function(src)
+    page.wait_for_function(PHOTO_SRC)
     page.wait_for_timeout(1500)  # any live update of the same drawing has landed (same content, same URL)
-    first = page.evaluate(src)
-    stroke(0.4, 0.6)  # no click: only the live timer can bring the new photo
-    page.wait_for_function(f"() => {{ const s = ({src})(); return s && s !== {first!r}; }}", timeout=20000)
+    first = page.evaluate(PHOTO_SRC)
+    _stroke(page, box, 0.4, 0.6, zigzag)  # no click: only the live timer can bring the new photo
+    page.wait_for_function(f"() => {{ const s = ({PHOTO_SRC})(); return s && s !== {first!r}; }}", timeout=20000)
 
 
 def test_drawing_updates_the_photo_without_generate(page):
@@ -242,12 +237,7 @@ def test_drawing_updates_the_photo_without_generate(page):
     assert page.is_checked("#sketch-live input[type=checkbox]")
     box = canvas.bounding_box()
     for k in range(3):  # brows and a mouth: a few strokes, as people draw
-        x0, y0 = box["x"] + box["width"] * (0.3 + 0.2 * (k % 2)), box["y"] + box["height"] * (0.3 + 0.25 * (k // 2))
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        for i in range(1, 5):
-            page.mouse.move(x0 + i * 12, y0 + (i % 2) * 4)
-        page.mouse.up()
+        _stroke(page, box, 0.3 + 0.2 * (k % 2), 0.3 + 0.25 * (k // 2), [(i * 12, (i % 2) * 4) for i in range(1, 5)])
     page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
 
 
