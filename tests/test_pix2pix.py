@@ -246,6 +246,32 @@ def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path, monke
     assert logs[-1]["step"] < 100000 and logs[-1]["lr"] < 2e-4  # stopped early, with the LR decayed toward 0
 
 
+def test_max_train_minutes_refits_when_the_first_minutes_were_slow(data_dir, tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+    import re
+    import time
+
+    # A clock 4x slower for its first readings (as if another job held the CPU at the start): a
+    # horizon fitted once, at 10 % of the budget, would stop the run long before the budget is spent.
+    readings = {"n": 0, "t": 0.0}
+
+    def clock():
+        readings["n"] += 1
+        readings["t"] += 2.0 if readings["n"] <= 20 else 0.5
+        return readings["t"]
+
+    monkeypatch.setattr(time, "monotonic", clock)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.DEBUG):
+        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "1", "--checkpointing_steps", "0")
+    fits = [int(m) for m in re.findall(r"(\d+) steps fit in", caplog.text)]
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    assert len(fits) >= 2 and fits[-1] > fits[0]  # the horizon grew once the steps got faster
+    assert logs[-1]["step"] > fits[0]
+    assert "--max_train_minutes 1 spent" in caplog.text or logs[-1]["step"] == fits[-1]
+
+
 def test_init_weights_warm_starts_the_generator(data_dir, tmp_path):
     first = run(data_dir, tmp_path / "a", "--max_train_steps", "2", "--checkpointing_steps", "0")
     second = run(data_dir, tmp_path / "b", "--max_train_steps", "1", "--learning_rate", "0", "--checkpointing_steps", "0",

@@ -61,7 +61,7 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
     g.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_epochs when set.")
     g.add_argument("--max_train_minutes", type=float, default=None,
                    help="Wall-clock budget: stop (checkpoint, export) when it is spent. The LR schedule is fitted to "
-                        "the steps that fit, measured once 10%% of the budget has passed.")
+                        "the steps that fit, measured from 10%% of the budget on and refitted until the LR starts to decay.")
     g.add_argument("--learning_rate", type=float, default=2e-4)
     g.add_argument("--adam_beta1", type=float, default=0.5)
     g.add_argument("--adam_beta2", type=float, default=0.999)

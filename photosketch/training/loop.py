@@ -103,6 +103,7 @@ class TrainingLoop:
         self.first_step = state.global_step
         self.budget_spent = False
         self._horizon_fitted = False
+        self.step_cap = max_train_steps  # --max_train_steps / --num_epochs: a fitted horizon never passes it
         self._t_second: tuple[int, float] | None = None  # (step, elapsed s) once the first step is done
 
     @property
@@ -116,8 +117,9 @@ class TrainingLoop:
     def _check_budget(self, step: int) -> None:
         """--max_train_minutes, at logging steps. Once 10 % of the budget has passed, the steps that fit
         in the rest are estimated from the time per step so far and the LR schedule is fitted to end
-        there; when the budget is spent the run stops as if it had reached --max_train_steps. The main
-        process's clock decides, so every process stops at the same step."""
+        there, and refitted at each logging step until the LR starts to decay; when the budget is spent
+        the run stops as if it had reached --max_train_steps. The main process's clock decides, so every
+        process stops at the same step."""
         from accelerate.utils import broadcast
 
         elapsed = time.monotonic() - self.started
@@ -126,22 +128,32 @@ class TrainingLoop:
             self.budget_spent = True
             log_main(logging.INFO, "--max_train_minutes %g spent at step %d", self.args.max_train_minutes, step)
             return
-        if self._t_second is None or step - self._t_second[0] < 2:
+        if self._t_second is None or step - self._t_second[0] < 2 or elapsed < 0.1 * self.budget_s:
             return
-        if not self._horizon_fitted and elapsed >= 0.1 * self.budget_s:
-            self._horizon_fitted = True
-            # Time per step from the second step on: the first one carries start-up (cuDNN autotuning,
-            # compilation, allocator warm-up) and would make the estimate too pessimistic.
-            t_step, t_time = self._t_second
-            per_step = (elapsed - t_time) / (step - t_step)
-            fit = step + int((self.budget_s - elapsed) / per_step)
-            if fit < self.max_train_steps:
-                self.max_train_steps = fit
-                self.progress.total = fit
-                for s in self.schedulers:
-                    set_lr_horizon(s, fit * self.accelerator.num_processes)
-                log_main(logging.INFO, "%.2f s per step: %d steps fit in --max_train_minutes %g; LR schedule fitted to them",
-                          per_step, fit, self.args.max_train_minutes)
+        # Refit at every logging step until the LR starts to decay, not just once at 10 %: a run whose
+        # first minutes were slow (another job on the machine) would otherwise keep a horizon fitted to
+        # that pace and stop well before its budget. Once the decay has begun the horizon stays put, so
+        # the LR keeps falling smoothly to zero.
+        decay_from = getattr(self.args, "decay_start_fraction", 0.5) * self.max_train_steps
+        if self._horizon_fitted and step >= decay_from:
+            return
+        # Time per step from the second step on: the first one carries start-up (cuDNN autotuning,
+        # compilation, allocator warm-up) and would make the estimate too pessimistic.
+        t_step, t_time = self._t_second
+        per_step = (elapsed - t_time) / (step - t_step)
+        fit = min(self.step_cap, step + int((self.budget_s - elapsed) / per_step))
+        first, previous = not self._horizon_fitted, self.max_train_steps
+        self._horizon_fitted = True
+        if fit == previous:
+            return
+        self.max_train_steps = fit
+        self.progress.total = fit
+        for s in self.schedulers:
+            set_lr_horizon(s, fit * self.accelerator.num_processes)
+        # Every logging step may move the horizon a little; say so when it is new or moves by > 5 %.
+        level = logging.INFO if first or abs(fit - previous) > 0.05 * previous else logging.DEBUG
+        log_main(level, "%.2f s per step: %d steps fit in --max_train_minutes %g; LR schedule fitted to them",
+                 per_step, fit, self.args.max_train_minutes)
 
     # ---- Ctrl-C and SIGTERM
 
