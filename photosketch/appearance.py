@@ -7,11 +7,14 @@ of the generated photo, steered by a seed:
 
 1. The seed picks a skin tone from the Monk Skin Tone Scale (Monk 2019; Google, CC BY 4.0: ten
    swatches spanning light to deep skin) and a hair colour from :data:`HAIR_COLOURS`.
-2. In CIELAB, skin is the face's outline (:data:`FACE`, an ellipse where aligned faces sit) minus
-   what is much darker than its median (brows, eyes, drawn lines) and minus white page; hair is what
-   is that much darker inside the head's outline (:data:`HEAD`) but outside the face. Each moves
-   toward its target, in proportion to a soft mask, keeping its shading (lightness is scaled, not
-   replaced) so the painted light and shadow stay.
+2. In CIELAB, skin is the face's outline (:data:`FACE`, an ellipse where aligned faces sit), plus the
+   neck and shoulders below it (:data:`BODY`) where they have the face's skin colour, minus what is
+   much darker than its median (brows, eyes, drawn lines) and minus white page; hair is what is that
+   much darker inside the head's outline (:data:`HEAD`) but outside the face. Each moves toward its
+   target, in proportion to a soft mask, keeping its shading (lightness is scaled, not replaced) so
+   the painted light and shadow stay. Skin lightness is scaled less than the swatches differ, and its
+   hue lies between the swatch's and the painted skin's: a photographed face has sheen and warmth
+   that a flat swatch lacks, so the deepest tones give a shaded brown face, not a near-black or olive one.
 
 Only colour changes: the person's features come from the drawing. ``seed=None`` returns the model's
 own colouring unchanged.
@@ -59,6 +62,9 @@ def _lab(hex_colour: str) -> np.ndarray:
 #: alone cannot tell skin from a skin-coloured background the generator painted, nor hair from a dark coat.
 FACE = (0.5, 0.52, 0.27, 0.34)
 HEAD = (0.5, 0.40, 0.40, 0.42)
+#: Below the face: neck and shoulders. Skin there only where the colour matches the face's skin (a
+#: collar or a coat is not skin), so a recoloured face does not sit on a neck of the old colour.
+BODY = (0.5, 0.94, 0.46, 0.26)
 
 
 def _ellipse(h: int, w: int, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
@@ -97,7 +103,10 @@ def recolor(photo: Image.Image, appearance: Appearance) -> Image.Image:
     # from the median and must move with the rest of the face.
     not_dark = _soft(L - (skin_lab[0] - 28.0), 4.0)
     not_page = 1.0 - _soft(L - 92.0, 1.5) * _soft(6.0 - chroma, 1.5)
-    skin = face * not_dark * not_page
+    # Neck and shoulders: where the colour is the face's skin colour (within ~12 units of a*b*).
+    like_skin = _soft(12.0 - np.linalg.norm(ab - skin_lab[1:], axis=-1), 2.0)
+    body = _ellipse(h, w, *BODY) * like_skin * (1.0 - face)
+    skin = np.maximum(face, body) * not_dark * not_page
     # Hair: much darker than the skin, inside the head's outline but outside the face, so the brows,
     # eyes and mouth keep their own dark.
     hair = _soft((skin_lab[0] - 22.0) - L, 4.0) * head * (1.0 - face)
@@ -105,12 +114,17 @@ def recolor(photo: Image.Image, appearance: Appearance) -> Image.Image:
     hair = cv2.GaussianBlur(hair.astype(np.float32), (0, 0), max(1.0, w / 128))
 
     target_skin, target_hair = _lab(appearance.skin), _lab(appearance.hair)
-    # A swatch's chroma is that of a flat, evenly lit patch; the darkest swatches are nearly grey. Keep
-    # the swatch's hue with at least 60% of the painted skin's chroma, so deep skin stays warm, not olive.
+    # A swatch's chroma is that of a flat, evenly lit patch; the darkest swatches are nearly grey and
+    # yellowish, which on a shaded face reads as olive mud. Take a hue halfway between the swatch's and
+    # the painted skin's (warm), with at least 60% of the painted skin's chroma.
     skin_chroma = float(np.linalg.norm(target_skin[1:]))
-    want = max(skin_chroma, 0.6 * float(np.linalg.norm(skin_lab[1:])))
-    target_skin[1:] *= want / max(skin_chroma, 1e-6)
-    skin_scale = np.clip(target_skin[0] / _MID_SKIN_L, 0.25, 1.3)
+    painted_chroma = float(np.linalg.norm(skin_lab[1:]))
+    direction = target_skin[1:] / max(skin_chroma, 1e-6) + skin_lab[1:] / max(painted_chroma, 1e-6)
+    want = max(skin_chroma, 0.6 * painted_chroma)
+    target_skin[1:] = direction / max(float(np.linalg.norm(direction)), 1e-6) * want
+    # Lightness is scaled, compressed toward the middle swatch: a photographed face carries sheen and
+    # highlights, so even the deepest swatch (L* 15) should not turn a face near-black.
+    skin_scale = np.clip(0.2 + 0.8 * target_skin[0] / _MID_SKIN_L, 0.3, 1.2)
     hair_lab = lab[hair > 0.5]
     hair_median = np.median(hair_lab, axis=0) if len(hair_lab) >= 16 else target_hair
     # Lightening dark hair a lot also lifts its noise: at most 2.5x.

@@ -1,5 +1,6 @@
 """photosketch.appearance: "another face" for the same drawing, a seeded skin tone and hair colour."""
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -46,6 +47,40 @@ def test_recolor_moves_skin_and_hair_and_leaves_the_page():
     ImageDraw.Draw(shaded).rectangle((30, 60, 40, 75), fill=(150, 110, 90))
     out = np.asarray(recolor(shaded, Appearance(MONK_SKIN_TONES[5], HAIR_COLOURS[1])).convert("L"), np.float32)
     assert out[65:72, 32:38].mean() < out[65:72, 50:56].mean() - 5
+
+
+def portrait(skin=(200, 150, 120)):
+    """A taller frame, as the app's drawings: face, neck and bare shoulders in skin, a blue coat at the side."""
+    img = Image.new("RGB", (96, 128), (200, 200, 200))
+    d = ImageDraw.Draw(img)
+    d.ellipse((27, 20, 69, 82), fill=skin)
+    d.rectangle((40, 82, 56, 108), fill=skin)
+    d.rectangle((24, 108, 72, 127), fill=skin)
+    d.rectangle((0, 100, 20, 127), fill=(40, 60, 140))
+    return img
+
+
+def lab_median(img, box):
+    lab = cv2.cvtColor(np.asarray(img.crop(box), np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    return np.median(lab.reshape(-1, 3), axis=0)
+
+
+def test_recolor_moves_the_neck_with_the_face_but_not_the_coat():
+    face = portrait()
+    deep = recolor(face, Appearance(skin=MONK_SKIN_TONES[9], hair=HAIR_COLOURS[0]))
+    cheek, shoulder, coat = (40, 50, 56, 65), (28, 116, 40, 126), (2, 110, 16, 126)
+    assert lightness(deep, cheek) < lightness(face, cheek) - 25
+    assert lightness(deep, shoulder) < lightness(face, shoulder) - 25  # not pale shoulders under a deep-toned face
+    assert abs(lightness(deep, coat) - lightness(face, coat)) < 2
+
+
+def test_the_deepest_skin_tone_is_a_warm_shaded_brown_not_black_or_olive():
+    face = portrait(skin=(215, 155, 140))  # a pinkish painted face (Lab hue about 35 degrees)
+    L, a, b = lab_median(recolor(face, Appearance(skin=MONK_SKIN_TONES[9], hair=HAIR_COLOURS[0])), (40, 55, 56, 70))
+    assert L > 20  # a photographed face keeps its sheen: not the swatch's near-black L* 15
+    assert L < lab_median(face, (40, 55, 56, 70))[0] - 30
+    hue = np.degrees(np.arctan2(b, a))
+    assert 20 < hue < 60 and np.hypot(a, b) > 8  # warm and coloured, not the swatch's yellow-grey (67 degrees)
 
 
 def test_recolor_leaves_an_image_without_a_face_alone():
