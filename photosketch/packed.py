@@ -6,9 +6,14 @@ trains on thousands of pairs a second. Here every pair is decoded once, kept as 
 device (1,250 pairs at 256 px: 330 MB), and each batch is gathered, warped and colour-jittered by
 a handful of tensor ops on that device.
 
-The pack is a safetensors file (no pickles): JPEG streams of the centre square crops at
-``resolution``, concatenated, with offsets; per pair a style index and a split (train / val);
-metadata names the format, the resolution, the style names and the pair names.
+The pack is a safetensors file (no pickles): WebP (or JPEG) streams of the centre square crops at
+``resolution``, concatenated, with offsets (WebP at quality 80 is ~half the bytes of JPEG at 90 for
+~2.5 dB less PSNR, and the pack must travel to a GPU machine beside the repository within 64 MiB); per pair a style index and a split (train / val);
+metadata names the format, the resolution, the style names and the pair names. With
+``sparse_per_pair=K`` it also holds K seeded few-stroke drawings of each photo
+(:func:`photosketch.classical.sparse_drawing`, as 1-bit PNGs: ~1 KB each), drawn once on the CPU
+when packing: they trace contours with OpenCV, which a GPU machine may lack and which would cost
+CPU time per step there. ``--sketch_source sparse`` / ``all`` then train on them from a pack.
 
 Augmentation (``augment_pairs``): horizontal flip, rotation, random square crop (zoom), and on
 the photo only exposure / contrast / saturation jitter and, with ``grayscale_prob``, black-and-white,
@@ -43,22 +48,45 @@ PACK_FORMAT = "photosketch-pack/1"
 SPLITS = ("train", "val")
 
 
-def _jpeg(img: Image.Image, quality: int) -> np.ndarray:
+IMAGE_FORMATS = ("WEBP", "JPEG")
+
+
+def _encode(img: Image.Image, image_format: str, quality: int) -> np.ndarray:
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
+    img.save(buf, format=image_format, quality=quality)
     return np.frombuffer(buf.getvalue(), dtype=np.uint8)
 
 
-def write_pack(path: str | os.PathLike, data_dir: str | os.PathLike, *, resolution: int = 256, quality: int = 90,
-               splits=SPLITS, progress: bool = True) -> dict:
-    """Pack ``data_dir``'s pairs (``DIR/{train,val}/{photos,sketches}`` + optional ``styles.csv``).
+def _png_1bit(img: Image.Image) -> np.ndarray:
+    buf = io.BytesIO()
+    img.point(lambda v: 255 if v >= 128 else 0).convert("1").save(buf, format="PNG", optimize=True)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def sparse_seed(pair: int, k: int) -> int:
+    """The ``sparse_drawing`` seed of pair ``pair``'s ``k``-th drawing in a pack (fixed: packs are reproducible)."""
+    return pair * 1009 + k
+
+
+def write_pack(path: str | os.PathLike, data_dir: str | os.PathLike, *, resolution: int = 256, quality: int = 80,
+               image_format: str = "WEBP", splits=SPLITS, sparse_per_pair: int = 0, progress: bool = True) -> dict:
+    """Pack ``data_dir``'s pairs (``DIR/{train,val}/{photos,sketches}`` + optional ``styles.csv``) as
+    ``image_format`` (``"WEBP"`` or ``"JPEG"``) at ``quality``, with ``sparse_per_pair`` few-stroke
+    drawings of each photo (0: none).
 
     Returns a summary: pairs per split, the style names, the file size in bytes.
     """
     from safetensors.numpy import save_file
     from tqdm.auto import tqdm
 
-    photos, sketches, style_names, splits_of, names = [], [], [], [], []
+    from .classical import sparse_drawing
+
+    if sparse_per_pair < 0:
+        raise ValueError(f"sparse_per_pair must be >= 0; got {sparse_per_pair}")
+    image_format = image_format.upper()
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}; got {image_format!r}")
+    photos, sketches, sparse, style_names, splits_of, names = [], [], [], [], [], []
     for split_id, split in enumerate(splits):
         if split != "train" and not (Path(data_dir) / split / "photos").is_dir():
             continue  # no such split (a one-split folder is all training data)
@@ -69,8 +97,9 @@ def write_pack(path: str | os.PathLike, data_dir: str | os.PathLike, *, resoluti
             if sketch.size != photo.size:  # as PairedDataset: the sketch follows the photo
                 sketch = sketch.resize(photo.size, Image.Resampling.BICUBIC)
             photo, sketch = square_crop_resize(photo, resolution), square_crop_resize(sketch, resolution)
-            photos.append(_jpeg(photo, quality))
-            sketches.append(_jpeg(sketch, quality))
+            photos.append(_encode(photo, image_format, quality))
+            sketches.append(_encode(sketch, image_format, quality))
+            sparse += [_png_1bit(sparse_drawing(photo, seed=sparse_seed(len(names), k))) for k in range(sparse_per_pair)]
             style_names.append(styles.get(photo_path.stem, ""))
             splits_of.append(split_id)
             names.append(photo_path.stem)
@@ -85,19 +114,24 @@ def write_pack(path: str | os.PathLike, data_dir: str | os.PathLike, *, resoluti
         "styles": np.array([vocabulary.index(s) if s else -1 for s in style_names], dtype=np.int64),
         "splits": np.array(splits_of, dtype=np.uint8),
     }
+    if sparse:
+        tensors["sparse"] = np.concatenate(sparse)
+        tensors["sparse_offsets"] = np.cumsum([0] + [len(d) for d in sparse]).astype(np.int64)
     metadata = {"format": PACK_FORMAT, "resolution": str(resolution), "splits": json.dumps(list(splits)),
-                "styles": json.dumps(vocabulary), "names": json.dumps(names)}
+                "styles": json.dumps(vocabulary), "names": json.dumps(names), "sparse_per_pair": str(sparse_per_pair)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     counts = {s: int(sum(1 for i in splits_of if i == k)) for k, s in enumerate(splits)}
-    return {"pairs": counts, "styles": vocabulary, "bytes": path.stat().st_size, "path": str(path)}
+    return {"pairs": counts, "styles": vocabulary, "sparse_per_pair": sparse_per_pair, "bytes": path.stat().st_size,
+            "path": str(path)}
 
 
 def pack_info(path: str | os.PathLike) -> dict:
-    """What a pack holds, without decoding it: ``{"resolution", "styles", "pairs": {split: count}}``."""
+    """What a pack holds, without decoding it: ``{"resolution", "styles", "pairs": {split: count},
+    "sparse_per_pair"}`` (0 for a pack without few-stroke drawings, as packs written before them)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -114,7 +148,8 @@ def pack_info(path: str | os.PathLike) -> dict:
     if not is_pack:
         raise ValueError(f"{path}: not a photosketch pack (format {meta.get('format')!r}, expected {PACK_FORMAT!r})")
     return {"resolution": int(meta["resolution"]), "styles": json.loads(meta["styles"]),
-            "pairs": {s: int((split_of == i).sum()) for i, s in enumerate(splits)}}
+            "pairs": {s: int((split_of == i).sum()) for i, s in enumerate(splits)},
+            "sparse_per_pair": int(meta.get("sparse_per_pair", 0))}
 
 
 def _decode(blob: np.ndarray, offsets: np.ndarray, indices: np.ndarray, mode: str) -> np.ndarray:
@@ -191,16 +226,26 @@ class PackedPairs:
         sketch_channels / photo_channels: 1 or 3, as for :class:`~photosketch.data.PairedDataset`.
         augment: the :class:`PackAugment` ranges, or ``None`` for none.
         seed: seeds the shuffling and augmentation draws (with the epoch and the process).
+        sparse_share: the share of pairs whose sketch is one of the pack's few-stroke drawings
+            (picked at random, warped with the photo): 1 for ``--sketch_source sparse``, 1/3 for
+            ``all``. The pairs whose ``coin`` is in the top ``sparse_share`` get them, so a caller
+            can give the bottom of the ``coin`` range to other sources.
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", *, device="cpu", photo_channels: int = 3,
-                 sketch_channels: int = 1, augment: PackAugment | None = PackAugment(), seed: int = 0):
+                 sketch_channels: int = 1, augment: PackAugment | None = PackAugment(), seed: int = 0,
+                 sparse_share: float = 0.0):
         from safetensors import safe_open
         from safetensors.numpy import load_file
 
         info = pack_info(path)
         if not info["pairs"].get(split):
             raise ValueError(f"{path}: no pairs in split {split!r}; it has {info['pairs']}")
+        if not 0 <= sparse_share <= 1:
+            raise ValueError(f"sparse_share must be in [0, 1]; got {sparse_share}")
+        if sparse_share and not info["sparse_per_pair"]:
+            raise ValueError(f"{path}: the pack has no few-stroke drawings; write it with "
+                             "scripts/gpu_pack.py --sparse_per_pair 4 (or write_pack(sparse_per_pair=4))")
         with safe_open(str(path), "np") as f:
             names = json.loads(f.metadata()["names"])
         t = load_file(str(path))
@@ -215,6 +260,12 @@ class PackedPairs:
         self.sketches = torch.from_numpy(sketches).to(self.device)
         self.styles = torch.from_numpy(t["styles"][indices]).to(self.device)
         self.augment, self.seed = augment, int(seed)
+        self.sparse_share, self.sparse = float(sparse_share), None
+        if sparse_share:  # (pairs, K, C, H, W) uint8; drawing k of pair i is blob item i * K + k
+            k = info["sparse_per_pair"]
+            items = (indices[:, None] * k + np.arange(k)).reshape(-1)
+            drawings = _decode(t["sparse"], t["sparse_offsets"], items, "L" if sketch_channels == 1 else "RGB")
+            self.sparse = torch.from_numpy(drawings.reshape(len(indices), k, *drawings.shape[1:])).to(self.device)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -243,10 +294,15 @@ class PackedPairs:
         g_aug = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 64 + process_index)
         params = self.augment.sample(len(order), g_aug) if self.augment is not None else None
         coins = torch.rand(len(order), generator=g_aug)
+        picks = torch.randint(self.sparse.shape[1], (len(order),), generator=g_aug) if self.sparse is not None else None
         for b in range(skip, n):
             sel = slice(b * batch_size, (b + 1) * batch_size)
             idx = order[sel].to(self.device)
             photo, sketch = self._tensors(idx)
+            if picks is not None:  # before the warp, so that a drawing moves with its photo
+                use = (coins[sel] >= 1 - self.sparse_share).to(self.device)[:, None, None, None]
+                drawn = uint8_to_tensor(self.sparse[idx, picks[sel].to(self.device)])
+                sketch = torch.where(use, drawn, sketch)
             if params is not None:
                 photo, sketch = augment_pairs(photo, sketch, {k: v[sel] for k, v in params.items()})
             yield {"photo": photo, "sketch": sketch, "style": self.style_of(idx), "index": idx,

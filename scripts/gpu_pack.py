@@ -4,7 +4,8 @@
 
 writes (both folders are git-ignored, inside the repo so they travel with the working tree):
 
-    .gpu/pack.safetensors   the training + validation pairs at 256 px, JPEG-packed, with their styles
+    .gpu/pack.safetensors   the training + validation pairs at 256 px as WebP, with their styles and 3
+                            few-stroke drawings of each photo (sketch→photo's --sketch_source all)
     .whl/*.whl              wheels the GPU image lacks (diffusers for EMA/schedulers), pinned as in
                             requirements.txt, for Python 3.12 on x86-64 Linux
 
@@ -30,8 +31,17 @@ logger = logging.getLogger("gpu_pack")
 #: What the GPU image lacks (the rest, torch/accelerate/safetensors/huggingface_hub/numpy/PIL, it has).
 WHEELS = ("diffusers", "importlib_metadata", "zipp", "lazy-importer")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
-#: The pack must leave room for the repo and the wheels in the 64 MiB that travel.
-MAX_PACK_BYTES = 40 * 1024 * 1024
+#: What travels to the GPU machine: the repository's tracked files, the pack and the wheels together.
+TRAVEL_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def tracked_bytes() -> int:
+    """The size of the repository's tracked files as they are now (what travels besides the carried folders)."""
+    try:
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return 0  # not a git checkout: nothing to add
+    return sum((REPO / n.decode()).stat().st_size for n in names if n and (REPO / n.decode()).is_file())
 
 
 def pinned(name: str) -> str:
@@ -64,7 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data_dir", type=Path, required=True, help="a trainers' layout: DIR/{train,val}/{photos,sketches} (+ styles.csv)")
     p.add_argument("--output", type=Path, default=REPO / ".gpu" / "pack.safetensors")
     p.add_argument("--resolution", type=int, default=256)
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality of the packed images")
+    p.add_argument("--quality", type=int, default=80, help="quality of the packed photos and sketches")
+    p.add_argument("--format", type=str.upper, default="WEBP", choices=("WEBP", "JPEG"),
+                   help="image format in the pack (WebP: about half JPEG's bytes at the same fidelity)")
+    p.add_argument("--sparse_per_pair", type=int, default=3,
+                   help="few-stroke drawings of each photo to pack (classical.sparse_drawing, ~1 KB each; 0: none)")
     p.add_argument("--wheels", action=argparse.BooleanOptionalAction, default=True, help="download the wheels into .whl/")
     p.add_argument("--wheel_dir", type=Path, default=REPO / ".whl")
     return p.parse_args(argv)
@@ -75,16 +89,29 @@ def main(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         logger.error("--data_dir %s: no such folder", args.data_dir)
         return 2
-    summary = write_pack(args.output, args.data_dir, resolution=args.resolution, quality=args.quality)
+    if args.sparse_per_pair < 0:
+        logger.error("--sparse_per_pair must be >= 0")
+        return 2
+    summary = write_pack(args.output, args.data_dir, resolution=args.resolution, quality=args.quality,
+                         image_format=args.format, sparse_per_pair=args.sparse_per_pair)
     mib = summary["bytes"] / 2**20
-    logger.info("packed %s pairs, styles %s: %s (%.1f MiB)", summary["pairs"], summary["styles"] or "none", args.output, mib)
-    if summary["bytes"] > MAX_PACK_BYTES:
-        logger.warning("the pack is over 40 MiB: lower --quality or --resolution so the lease's 64 MiB hold it")
+    logger.info("packed %s pairs (%d few-stroke drawings each), styles %s: %s (%.1f MiB)", summary["pairs"],
+                args.sparse_per_pair, summary["styles"] or "none", args.output, mib)
     carry = [str(args.output.parent.relative_to(REPO)) if args.output.is_relative_to(REPO) else str(args.output.parent)]
+    wheel_bytes = 0
     if args.wheels:
         wheels = download_wheels(args.wheel_dir)
+        wheel_bytes = sum(w.stat().st_size for w in wheels)
         logger.info("wheels in %s: %s", args.wheel_dir, ", ".join(w.name for w in wheels))
         carry.append(str(args.wheel_dir.relative_to(REPO)) if args.wheel_dir.is_relative_to(REPO) else str(args.wheel_dir))
+    repo_bytes = tracked_bytes()
+    total = repo_bytes + summary["bytes"] + wheel_bytes
+    logger.info("to travel: repository %.1f + pack %.1f + wheels %.1f = %.1f MiB (limit %.0f)", repo_bytes / 2**20, mib,
+                wheel_bytes / 2**20, total / 2**20, TRAVEL_LIMIT_BYTES / 2**20)
+    if total > TRAVEL_LIMIT_BYTES:
+        logger.error("that is over the %.0f MiB a GPU lease takes: lower --quality or --sparse_per_pair",
+                     TRAVEL_LIMIT_BYTES / 2**20)
+        return 1
     pack = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
     print("GPU command (run in the repository root there):")
     print("  " + gpu_command(str(pack), args.wheels))

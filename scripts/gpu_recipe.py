@@ -6,8 +6,9 @@
 1. photo→sketch: ``train/pix2pix.py`` with one style-conditioned ResNet generator for every sketch
    style in the pack (``--style_conditioning``), pix2pixHD's two-scale discriminator and feature
    matching (``--num_scales_d 2 --lambda_feature_matching 10``) next to L1, EMA weights.
-2. sketch→photo: the same trainer and losses, the other direction, unconditioned, on real sketches
-   and line drawings of the photos (``--sketch_source mixed``), half each.
+2. sketch→photo: the same trainer and losses, the other direction, unconditioned, on drawn sketches,
+   line drawings and the pack's few-stroke drawings of the photos, a third each (``--sketch_source
+   all``; a pack without few-stroke drawings: drawn sketches and line drawings, half each, ``mixed``).
 
 Both read the pack into GPU memory once and augment there (``photosketch.packed``), in bf16
 autocast with channels_last and TF32, under ``--max_train_minutes`` each (the LR schedule is fitted
@@ -68,9 +69,10 @@ COMMON = [
 ]
 RUNS = {
     "photo2sketch": ["--direction", "photo2sketch", "--style_conditioning"],
-    # Half the inputs are line drawings of the photo (drawn on the GPU), so the model also turns the
-    # sparse strokes people draw on a sketchpad into faces, not only artist sketches.
-    "sketch2photo": ["--direction", "sketch2photo", "--sketch_source", "mixed"],
+    # Two thirds of the inputs are line drawings of the photo (drawn on the GPU) and few-stroke drawings
+    # (drawn when packing), so the model also turns the sparse strokes people draw on a sketchpad into
+    # faces, not only artist sketches. (`mixed` instead for a pack without them: see sketch_source_for.)
+    "sketch2photo": ["--direction", "sketch2photo", "--sketch_source", "all"],
 }
 #: The optional second photo→sketch phase (``--finetune_minutes``): warm start, half the learning rate.
 FINETUNE = ["--learning_rate", "1e-4"]
@@ -94,12 +96,16 @@ def ema_available() -> bool:
 
 
 def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resolution: int, tiny: bool = False,
-             ema: bool = True, init_weights: Path | None = None, label: str | None = None) -> list[str]:
+             ema: bool = True, init_weights: Path | None = None, label: str | None = None,
+             sparse_drawings: bool = True) -> list[str]:
     """The trainer's command-line arguments for run ``name`` (later flags win in argparse), in
-    ``WORK_DIR/<label>``; with ``init_weights``, a warm start from that folder at half the learning rate."""
+    ``WORK_DIR/<label>``; with ``init_weights``, a warm start from that folder at half the learning rate.
+    ``sparse_drawings``: the pack holds few-stroke drawings (else sketch→photo trains on ``mixed``)."""
     out = work_dir / (label or name)
     args = ["--data_pack", data_pack, "--output_dir", str(out), "--resolution", str(resolution),
             "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
+    if "all" in args and not sparse_drawings:
+        args[args.index("all")] = "mixed"
     if init_weights:
         args += [*FINETUNE, "--init_weights", str(init_weights)]
     if not ema:
@@ -202,7 +208,7 @@ def main(args: argparse.Namespace) -> int:
         init = args.inits.get(name)
         label = f"{name}-warm" if init else name
         targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema,
-                         init_weights=init, label=label)
+                         init_weights=init, label=label, sparse_drawings=args.info["sparse_per_pair"] > 0)
         phases.append((label, pix2pix, targs, work / label / name, name))
         if name == "photo2sketch" and args.finetune_minutes > 0:
             targs = run_args(name, args.data_pack, work, args.finetune_minutes, args.info["resolution"], args.tiny, ema,

@@ -50,7 +50,8 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
     # The fine-tune phase starts from the first phase's export, at half the learning rate.
     finetune = summary["runs"]["photo2sketch-finetune"]
     assert finetune["returncode"] == 0 and "--init_weights" in finetune["command"] and "--learning_rate 1e-4" in finetune["command"]
-    assert "--sketch_source mixed" in summary["runs"]["sketch2photo"]["command"]
+    # The pack holds few-stroke drawings (gpu_pack's default): sketch→photo trains on all three sources.
+    assert summary["pack"]["sparse_per_pair"] == 3 and "--sketch_source all" in summary["runs"]["sketch2photo"]["command"]
     # The student phase distils the fine-tuned teacher into the real-time student.
     student = summary["runs"]["photo2sketch-fast"]
     assert student["returncode"] == 0 and student["command"].startswith("python train/distill.py")
@@ -100,3 +101,15 @@ def test_recipe_refuses_a_bad_init(tmp_path, capsys):
 def test_gpu_command_fits_the_device_tool():
     cmd = gpu_pack.gpu_command(".gpu/pack.safetensors", wheels=True)
     assert len(cmd) < 2000 and cmd.count("&&") == 2
+
+
+def test_pack_that_would_not_travel_is_an_error(tmp_path, monkeypatch, caplog):
+    # Repository + pack + wheels must fit the 64 MiB a GPU lease takes; over it, say so rather than ship a
+    # pack the lease cannot carry. The real repository's tracked files count.
+    data = tmp_path / "data"
+    make_paired_split(data / "train", 3, size=(40, 40))
+    argv = ["--data_dir", str(data), "--output", str(tmp_path / "p.safetensors"), "--resolution", "32", "--no-wheels"]
+    assert gpu_pack.tracked_bytes() > 1_000_000  # the shipped weights alone
+    monkeypatch.setattr(gpu_pack, "TRAVEL_LIMIT_BYTES", gpu_pack.tracked_bytes() + 100)
+    assert gpu_pack.main(gpu_pack.parse_args(argv)) == 1
+    assert "over the" in caplog.text and "--quality" in caplog.text

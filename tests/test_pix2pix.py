@@ -316,6 +316,47 @@ def test_pack_with_line_drawings_for_sketch2photo(tmp_path):
     assert coins.shape == (6,) and 0 <= coins.min() and coins.max() < 1
 
 
+def test_pack_with_few_stroke_drawings_trains_on_all_sources(tmp_path, capsys):
+    # --sketch_source all from a pack: drawn sketches, device line drawings and the packed few-stroke
+    # drawings, a third each by the pair's coin (lines below 1/3, drawings from 2/3 up).
+    import argparse
+
+    from photosketch.image import uint8_to_tensor
+    from photosketch.packed import PackedPairs, write_pack
+    from photosketch.training.data import PairedInputs
+
+    data = _styled_pairs(tmp_path / "data")
+    write_pack(tmp_path / "plain.safetensors", data, resolution=32, progress=False)
+    write_pack(tmp_path / "p.safetensors", data, resolution=32, sparse_per_pair=2, progress=False)
+    argv = ["--output_dir", str(tmp_path / "run"), "--resolution", "32", "--ngf", "8", "--ndf", "8", "--train_batch_size", "2",
+            "--report_to", "none", "--max_train_steps", "2", "--checkpointing_steps", "0", "--direction", "sketch2photo",
+            "--sketch_source", "all"]
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_pack", str(tmp_path / "plain.safetensors"), *argv])
+    assert "few-stroke drawings" in capsys.readouterr().err
+    export = pix2pix.main(pix2pix.parse_args(["--data_pack", str(tmp_path / "p.safetensors"), *argv]))
+    assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+
+    pairs = PackedPairs(tmp_path / "p.safetensors", augment=None, sparse_share=1 / 3)
+    inputs = PairedInputs(argparse.Namespace(data_pack="p", sketch_source="all", direction="sketch2photo",
+                                             channels_last=False), "cpu")
+    kinds = set()
+    for epoch in range(6):
+        for batch in pairs.batches(epoch, 3):
+            sketches, _ = inputs(batch)
+            lines = inputs.line_drawings.drawer(batch["photo"])
+            for i, (idx, coin) in enumerate(zip(batch["index"].tolist(), batch["coin"].tolist())):
+                drawn = uint8_to_tensor(pairs.sketches[idx])
+                if coin < 1 / 3:
+                    assert torch.equal(sketches[i], lines[i]); kinds.add("lines")  # noqa: E702
+                elif coin < 2 / 3:
+                    assert torch.equal(sketches[i], drawn); kinds.add("real")  # noqa: E702
+                else:
+                    assert any(torch.equal(sketches[i], uint8_to_tensor(pairs.sparse[idx, k])) for k in range(2))
+                    kinds.add("sparse")
+    assert kinds == {"lines", "real", "sparse"}
+
+
 def test_sketch2photo_on_all_sketch_sources(data_dir, tmp_path):
     # --sketch_source all: drawn sketches, line drawings and few-stroke sparse drawings (issue 15).
     out = tmp_path / "run"

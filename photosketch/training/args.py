@@ -124,7 +124,7 @@ def add_paired_args(group, lambda_l1: float) -> None:
     group.add_argument("--sketch_source", type=str, default="real", choices=SKETCH_SOURCES,
                        help="Sketches: the real drawings (real), classical line drawings of the photos (lines), few-stroke "
                             "sparse drawings of them (sparse), real or lines (mixed, p=0.5 each) or all three (all, "
-                            "p=1/3 each; sparse and all need --data_dir).")
+                            "p=1/3 each; sparse and all need --data_dir or a pack written with --sparse_per_pair).")
     group.add_argument("--photo_jitter", type=float, default=None,
                        help="With --augment: photo exposure/contrast/saturation vary by up to this factor. Default: 0.25 "
                             "when the photo is the input (photo2sketch; real portraits are badly lit), 0 when it is the "

@@ -54,9 +54,6 @@ def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("give either --data_dir or --data_pack, not both")
     if args.data_pack and args.face_crop:
         parser.error("--data_pack holds pairs already cropped: --face_crop needs --data_dir")
-    if args.data_pack and args.sketch_source in ("sparse", "all"):
-        # Sparse drawings are traced with OpenCV contours per item on the CPU; packs draw lines on the device.
-        parser.error(f"--sketch_source {args.sketch_source} needs --data_dir; with --data_pack use real, lines or mixed")
     jitter, gray = photo_augmentation(args)
     if not (0 <= jitter < 1 and 0 <= gray <= 1):
         parser.error("--photo_jitter must be in [0, 1) and --grayscale_prob in [0, 1]")
@@ -65,6 +62,10 @@ def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace)
             info = pack_info(args.data_pack)
             if not info["pairs"].get("train"):
                 raise ValueError("the pack has no training pairs")
+            if args.sketch_source in SPARSE_SHARE and not info["sparse_per_pair"]:
+                # Few-stroke drawings are traced with OpenCV on the CPU: a pack holds them pre-drawn, or not at all.
+                raise ValueError(f"--sketch_source {args.sketch_source} needs a pack with few-stroke drawings "
+                                 "(scripts/gpu_pack.py --sparse_per_pair 4), or --data_dir")
             return list(info["styles"])
         return PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
                              augment=False, sketch_source=args.sketch_source).style_names
@@ -82,7 +83,8 @@ def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int
         # Geometry as the recipe's PackAugment; the photo's colour jitter per --photo_jitter / --grayscale_prob.
         augment = PackAugment(brightness=jitter, contrast=jitter, saturation=min(1.0, 1.2 * jitter), grayscale_prob=gray)
         ds = PackedPairs(args.data_pack, "train", device=accelerator.device, sketch_channels=args.sketch_channels,
-                         augment=augment if args.augment else None, seed=args.seed)
+                         augment=augment if args.augment else None, seed=args.seed,
+                         sparse_share=SPARSE_SHARE.get(args.sketch_source, 0.0))
         n = ds.num_batches(args.train_batch_size, accelerator.num_processes) * accelerator.num_processes
         return TrainData(ds, None, n)
     ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, photo_channels=photo_channels,
@@ -128,20 +130,28 @@ def paired_channels(args: argparse.Namespace, photo_channels: int = PHOTO_CHANNE
     return args.sketch_channels, photo_channels
 
 
+#: ``--data_pack``: the share of pairs whose sketch is one of the pack's few-stroke drawings (the top of
+#: each pair's ``coin`` range, swapped in by ``PackedPairs``) ...
+SPARSE_SHARE = {"sparse": 1.0, "all": 1 / 3}
+#: ... and the share given line drawings (the bottom of the range, :class:`PackLineDrawings`); the rest
+#: keep their drawn sketch. ``all``: a third each, as ``PairedDataset`` on the CPU.
+LINES_SHARE = {"lines": 1.0, "mixed": 0.5, "all": 1 / 3}
+
+
 class PackLineDrawings:
-    """``--data_pack`` with ``--sketch_source lines`` / ``mixed``: line drawings of each batch's (augmented)
-    photos, drawn on the device by the same classical ``LineDrawing`` that ``PairedDataset`` uses on the
-    CPU; ``mixed`` swaps them in for about half the pairs (the batch's ``coin`` draws)."""
+    """``--data_pack`` with ``--sketch_source lines`` / ``mixed`` / ``all``: line drawings of each batch's
+    (augmented) photos, drawn on the device by the same classical ``LineDrawing`` that ``PairedDataset``
+    uses on the CPU, swapped in for the pairs whose ``coin`` draw is below the source's share."""
 
     def __init__(self, sketch_source: str, device):
         from ..classical import LineDrawing
 
-        self.p = 1.0 if sketch_source == "lines" else 0.5
+        self.p = LINES_SHARE[sketch_source]
         self.drawer = LineDrawing().to(device).eval()
 
     @classmethod
     def for_args(cls, args: argparse.Namespace, device) -> "PackLineDrawings | None":
-        return cls(args.sketch_source, device) if args.data_pack and args.sketch_source != "real" else None
+        return cls(args.sketch_source, device) if args.data_pack and args.sketch_source in LINES_SHARE else None
 
     @torch.no_grad()
     def __call__(self, batch: dict) -> dict:
@@ -152,7 +162,7 @@ class PackLineDrawings:
 
 class PairedInputs:
     """A paired batch -> (condition, target) for ``--direction``: with ``--data_pack`` and
-    ``--sketch_source lines`` / ``mixed`` the line drawings are swapped in first
+    ``--sketch_source lines`` / ``mixed`` / ``all`` the line drawings are swapped in first
     (:class:`PackLineDrawings`), and with ``--channels_last`` both come out NHWC."""
 
     def __init__(self, args: argparse.Namespace, device):
