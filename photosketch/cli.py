@@ -55,6 +55,9 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
         p.add_argument("--seed", type=int, default=None,
                        help="another face for the same drawing: a skin tone and hair colour picked by this seed "
                             "(default: the model's own colours)")
+        p.add_argument("--frame", action=argparse.BooleanOptionalAction, default=None,
+                       help="centre and enlarge a drawing that fills a small part of its page to the training "
+                            "sketches' framing first (default: on)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend (auto: ONNX Runtime when installed, else PyTorch)")
@@ -149,6 +152,7 @@ def _run(args: argparse.Namespace, direction: str) -> int:
         pipe = PhotoSketchPipeline.from_pretrained(
             args.model, direction=direction, size=args.size, face_crop=args.face_crop, num_threads=args.threads,
             backend=args.backend, align=args.align, background=getattr(args, "background", None), faces=args.faces,
+            frame=getattr(args, "frame", None),
         )
     except (ModelNotAvailableError, KeyError) as exc:
         _error(exc.args[0] if exc.args else str(exc))

@@ -45,9 +45,9 @@ from torch import nn
 from .align import CANVAS, Face, FaceAligner
 from .appearance import Appearance, recolor
 # MAX_ASPECT and working_size live with the planning; importable from here as before.
-from .compose import MAX_ASPECT, compose, plan_image, working_size  # noqa: F401
+from .compose import MAX_ASPECT, compose, frame_drawing, plan_image, working_size  # noqa: F401
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
-from .image import ImageInput
+from .image import ImageInput, load_image
 from .runtime import OnnxRunner, make_runner
 
 __all__ = ["DEFAULT_SIZE", "FACES", "MAX_ASPECT", "PREFERRED_STYLES", "UPSAMPLERS", "PhotoSketchPipeline"]
@@ -127,6 +127,10 @@ class PhotoSketchPipeline:
         canvas: the aligned canvas around a face as (left, top, right, bottom) in units of the
             training square (:data:`photosketch.align.CANVAS`, the CUFS framing, by default); a
             larger canvas draws more of the shoulders at more compute.
+        frame: sketch→photo only (its default: on): a drawing that fills a small part of its page is
+            centred and enlarged to the training sketches' framing first
+            (:func:`photosketch.compose.frame_drawing`), so a face drawn small on a big sketchpad is
+            painted as a face, not a blur; the photo then shows the drawing enlarged.
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class PhotoSketchPipeline:
         faces: str = "each",
         upsample: str | None = None,
         canvas: tuple[float, float, float, float] = CANVAS,
+        frame: bool | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -168,6 +173,7 @@ class PhotoSketchPipeline:
         self.background = self._check_background(to_sketch if background is None else bool(background))
         self.faces = self._check_faces(faces)
         self.upsample = self._check_upsample(("guided" if to_sketch else "bicubic") if upsample is None else upsample)
+        self.frame = self._check_frame(not to_sketch if frame is None else bool(frame))
         left, top, right, bottom = (float(v) for v in canvas)
         if not (left < 0.5 < right and top < 0.5 < bottom):
             raise ValueError(f"canvas must be (left, top, right, bottom) around the training square's centre; got {canvas}")
@@ -196,6 +202,11 @@ class PhotoSketchPipeline:
             raise ValueError("background whitening applies to photo→sketch only; use background=False")
         return background
 
+    def _check_frame(self, frame: bool) -> bool:
+        if frame and self.direction != "sketch2photo":
+            raise ValueError("frame applies to sketch→photo drawings; photo→sketch aligns faces instead (align=True)")
+        return frame
+
     @staticmethod
     def _check_faces(faces: str) -> str:
         if faces not in FACES:
@@ -223,6 +234,7 @@ class PhotoSketchPipeline:
         background: bool | None = None,
         faces: str = "each",
         upsample: str | None = None,
+        frame: bool | None = None,
         **load_kwargs,
     ) -> PhotoSketchPipeline:
         """Build a pipeline from a registry name, a model folder or a Hub repo id.
@@ -250,7 +262,7 @@ class PhotoSketchPipeline:
         model = load_model(name_or_path, **load_kwargs)
         direction = direction or resolve_direction(name_or_path, model) or "photo2sketch"
         return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend,
-                   style=style, align=align, background=background, faces=faces, upsample=upsample)
+                   style=style, align=align, background=background, faces=faces, upsample=upsample, frame=frame)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -267,6 +279,7 @@ class PhotoSketchPipeline:
         faces: str | None = None,
         found_faces: Sequence[Face] | None = None,
         seed: int | None = None,
+        frame: bool | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -281,6 +294,7 @@ class PhotoSketchPipeline:
                 :func:`photosketch.align.track_faces` for a video frame): no detection runs.
             seed: sketch→photo only: "another face" for the same drawing, a skin tone and hair colour
                 picked by this seed (:mod:`photosketch.appearance`); ``None``: the model's own colours.
+            frame: override the pipeline's ``frame`` for this call (sketch→photo only).
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -298,6 +312,8 @@ class PhotoSketchPipeline:
         align = self.align if align is None else bool(align)
         background = self.background if background is None else self._check_background(bool(background))
         faces = self.faces if faces is None else self._check_faces(faces)
+        if self.frame if frame is None else self._check_frame(bool(frame)):
+            items = [frame_drawing(load_image(item)) for item in items]
 
         appearance = None
         if seed is not None:

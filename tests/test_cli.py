@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_face
 from PIL import Image
@@ -69,6 +70,16 @@ def test_to_photo_with_a_model_folder(inputs, tmp_path):
     r = run("to-photo", inputs / "b.png", "-o", tmp_path / "seeded", "--model", model, "--size", "32", "--seed", "5",
             tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr and (tmp_path / "seeded" / "b.png").is_file()
+    # --frame (default on) centres and enlarges a small drawing first; --no-frame paints it as it is.
+    from test_compose import _drawn_face
+
+    _drawn_face(box=(5, 8, 45, 58)).save(inputs / "small.png")
+    for flag in ("--frame", "--no-frame"):
+        r = run("to-photo", inputs / "small.png", "-o", tmp_path / flag, "--model", model, "--size", "32", flag,
+                tmp_path=tmp_path)
+        assert r.returncode == 0, r.stderr
+    framed, plain = (np.asarray(Image.open(tmp_path / f / "small.png")) for f in ("--frame", "--no-frame"))
+    assert framed.shape == plain.shape == (150, 120, 3) and not np.array_equal(framed, plain)
 
 
 def test_models_lists_what_is_usable(tmp_path):

@@ -11,6 +11,7 @@ from photosketch.compose import (
     FaceJob,
     Plan,
     compose,
+    frame_drawing,
     guided_coefficients,
     luminance,
     plan_image,
@@ -137,3 +138,48 @@ def test_guided_coefficients_recover_a_linear_relation_and_sharpen_upsampling():
     assert np.abs(guided - truth).mean() < 0.3 * np.abs(bicubic - truth).mean()
 
 
+
+
+def _ink_box(img):
+    ys, xs = np.nonzero(np.asarray(img.convert("L")) < 160)
+    return xs.min(), ys.min(), xs.max(), ys.max()
+
+
+def _drawn_face(size=(120, 150), box=(10, 10, 110, 140), mode="L"):
+    from PIL import ImageDraw
+
+    img = Image.new(mode, size, "white")
+    d = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = box
+    d.ellipse(box, outline="black", width=2)  # the face's outline
+    w, h = x1 - x0, y1 - y0
+    for ex in (0.3, 0.7):  # eyes, nose, mouth
+        d.ellipse((x0 + w * ex - 3, y0 + h * 0.4 - 3, x0 + w * ex + 3, y0 + h * 0.4 + 3), outline="black", width=2)
+    d.line((x0 + w * 0.5, y0 + h * 0.45, x0 + w * 0.5, y0 + h * 0.6), fill="black", width=2)
+    d.line((x0 + w * 0.35, y0 + h * 0.75, x0 + w * 0.65, y0 + h * 0.75), fill="black", width=2)
+    return img
+
+
+def test_frame_drawing_centres_and_enlarges_a_small_drawing():
+    small = _drawn_face(box=(5, 8, 45, 58))  # a face drawn small, in the top-left corner
+    framed = frame_drawing(small)
+    assert framed.size == small.size and framed.mode == "L"
+    x0, y0, x1, y1 = _ink_box(framed)
+    assert 0.72 < (y1 - y0) / 150 < 0.88  # brought to about 0.8 of the height
+    assert abs((x0 + x1) / 2 - 60) < 4 and abs((y0 + y1) / 2 - 75) < 4  # and centred
+    assert np.asarray(framed)[0, 0] == 255 and np.asarray(framed)[-1, -1] == 255  # white paper where the page ran out
+    rgb = frame_drawing(small.convert("RGB"))
+    assert rgb.mode == "RGB" and np.abs(np.asarray(rgb.convert("L"), float) - np.asarray(framed, float)).mean() < 2
+
+
+def test_frame_drawing_leaves_a_full_drawing_a_blank_page_and_a_dot_alone():
+    full = _drawn_face(box=(12, 10, 108, 140))
+    assert frame_drawing(full) is full
+    blank = Image.new("L", (120, 150), "white")
+    assert frame_drawing(blank) is blank
+    dot = blank.copy()
+    dot.putpixel((60, 75), 0)
+    assert frame_drawing(dot) is dot  # a stray speck is not a drawing to blow up
+    tiny = _drawn_face(box=(50, 60, 62, 75))  # very small: enlarged at most 3x, not to 0.8 of the height
+    x0, y0, x1, y1 = _ink_box(frame_drawing(tiny))
+    assert (y1 - y0) < 3.3 * 16

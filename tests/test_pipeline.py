@@ -191,6 +191,26 @@ def test_seed_gives_another_face_for_the_same_drawing(face_image):
         PhotoSketchPipeline(tiny(3, 1))(face_image, seed=1)
 
 
+def test_sketch2photo_frames_a_small_drawing_first():
+    from test_compose import _drawn_face
+
+    from photosketch.compose import frame_drawing
+
+    s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", size=48)
+    assert s2p.frame
+    small = _drawn_face(box=(5, 8, 45, 58))
+    out = np.asarray(s2p(small))
+    assert out.shape == (150, 120, 3)
+    assert np.array_equal(out, np.asarray(s2p(frame_drawing(small), frame=False)))  # framed, then painted
+    assert not np.array_equal(out, np.asarray(s2p(small, frame=False)))
+    unframed = PhotoSketchPipeline(s2p.model, direction="sketch2photo", size=48, frame=False)
+    assert np.array_equal(np.asarray(unframed(small)), np.asarray(s2p(small, frame=False)))
+    with pytest.raises(ValueError, match="sketch→photo"):
+        PhotoSketchPipeline(XDoG(), frame=True)
+    with pytest.raises(ValueError, match="sketch→photo"):
+        PhotoSketchPipeline(XDoG())(small, frame=True)
+
+
 def test_face_crop_output_is_the_crop():
     from test_face import drawn_face
 
@@ -285,7 +305,8 @@ def test_alignment_defaults_and_bad_settings():
     p2s = PhotoSketchPipeline(XDoG(), size=64)
     assert (p2s.align, p2s.background, p2s.faces, p2s.upsample) == (True, True, "each", "guided")
     s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo")
-    assert (s2p.align, s2p.background, s2p.upsample) == (False, False, "bicubic")
+    assert (s2p.align, s2p.background, s2p.upsample, s2p.frame) == (False, False, "bicubic", True)
+    assert not p2s.frame
     with pytest.raises(ValueError, match="photo→sketch only"):
         PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", background=True)
     with pytest.raises(ValueError, match="faces must be one of each, largest"):
