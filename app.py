@@ -372,9 +372,10 @@ class SketchApp:
         img = sketch_image(sketch)
         return save_png(pipe(img, face_crop=False, seed=check_seed(seed)), self.output_dir)
 
-    def another_face(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | None):
+    def another_face(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | str | None):
         """The "Another face" button: the next seed, and the drawing's photo with it -> (photo, seed)."""
-        seed = 0 if seed is None else check_seed(seed) + 1
+        current = check_seed(seed)  # None or "": the model's own colours so far
+        seed = 0 if current is None else current + 1
         return self.sketch_to_photo(sketch, model, seed), seed
 
     def live_photo(self, sketch: dict | None, model: str | None, live: bool, last: str | None = None,
@@ -397,8 +398,8 @@ class SketchApp:
 
 
 def check_seed(seed: float | str | None) -> int | None:
-    """An appearance seed from the app (a Number box gives floats; the API may send a string) -> int or None."""
-    if seed is None or seed == "":
+    """An appearance seed from the app (the box gives a string; the API may send a number) -> int or None."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
         return None
     try:
         value = float(seed)
@@ -595,8 +596,10 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                                            elem_id="sketch-live")
                         s_button = gr.Button("Generate", variant="primary", elem_id="sketch-button")
                     with gr.Row():
-                        seed = gr.Number(value=None, precision=0, minimum=0, label="Appearance seed (empty: the model's colours)",
-                                         elem_id="sketch-seed")
+                        # A Textbox, not a Number: Gradio's Number box shows (and sends) 0 for "no value", and
+                        # seed 0 is a recolouring; empty must mean the model's own colours.
+                        seed = gr.Textbox(value="", label="Appearance seed (empty: the model's colours)",
+                                          placeholder="empty: the model's colours", max_lines=1, elem_id="sketch-seed")
                         another = gr.Button("Another face", elem_id="another-face")
                 with gr.Column():
                     photo_out = gr.Image(

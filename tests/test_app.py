@@ -246,8 +246,9 @@ def test_another_face_steps_the_seed(tmp_path):
     drawing.paste(0, (10, 10, 30, 12))
     photo, seed = sketch_app.another_face({"composite": drawing}, "sketch2photo", None)
     assert Path(photo).is_file() and seed == 0
+    assert sketch_app.another_face({"composite": drawing}, "sketch2photo", "")[1] == 0  # the box, empty
     _, seed = sketch_app.another_face({"composite": drawing}, "sketch2photo", 6.0)  # gr.Number sends floats
-    assert seed == 7 and seeds == [0, 7]
+    assert seed == 7 and seeds == [0, 0, 7]
     for bad in (-1, 2.5, "x", 2**32):
         with pytest.raises(gr.Error, match="seed"):
             sketch_app.sketch_to_photo({"composite": drawing}, "sketch2photo", bad)

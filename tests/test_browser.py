@@ -175,6 +175,21 @@ def test_sketch_to_photo_in_the_browser(page):
     _screenshot(page, "screenshot-sketch2photo")
 
 
+def test_the_appearance_seed_starts_empty(page):
+    # Empty = the model's own colours; a box showing 0 would send seed 0 (a recolouring) with every drawing.
+    page.get_by_role("tab", name="Sketch → Photo").click()
+    seed = page.locator("#sketch-seed textarea, #sketch-seed input").first
+    seed.wait_for()
+    assert seed.input_value() == ""
+    # "Another face" takes the next seed: the first one is 0, shown in the box, then 1.
+    page.locator("#sketch-examples .gallery-item").first.click()
+    page.wait_for_timeout(1000)
+    for expected in ("0", "1"):
+        page.click("#another-face")
+        page.wait_for_function(f"() => document.querySelector('#sketch-seed textarea, #sketch-seed input').value === '{expected}'")
+    page.wait_for_function("() => { const i = document.querySelector('#photo-output img'); return i && i.complete && i.naturalWidth > 0; }")
+
+
 def test_empty_sketch_shows_a_message(page):
     page.get_by_role("tab", name="Sketch → Photo").click()
     page.locator("#sketchpad canvas").first.wait_for()
