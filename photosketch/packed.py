@@ -245,7 +245,7 @@ class PackedPairs:
             raise ValueError(f"sparse_share must be in [0, 1]; got {sparse_share}")
         if sparse_share and not info["sparse_per_pair"]:
             raise ValueError(f"{path}: the pack has no few-stroke drawings; write it with "
-                             "scripts/gpu_pack.py --sparse_per_pair 4 (or write_pack(sparse_per_pair=4))")
+                             "scripts/gpu_pack.py --sparse_per_pair 3 (or write_pack(sparse_per_pair=3))")
         with safe_open(str(path), "np") as f:
             names = json.loads(f.metadata()["names"])
         t = load_file(str(path))

@@ -96,4 +96,4 @@ def test_photo_augmentation_follows_the_direction(tmp_path, accelerator, capsys)
     parser, args = _parser_and_args(["--data_pack", str(tmp_path / "p.safetensors"), "--sketch_source", "sparse"])
     with pytest.raises(SystemExit):
         check_paired_data(parser, args)
-    assert "--sketch_source sparse needs --data_dir" in capsys.readouterr().err
+    assert "--sketch_source sparse needs a pack with few-stroke drawings" in capsys.readouterr().err

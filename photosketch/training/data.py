@@ -65,7 +65,7 @@ def check_paired_data(parser: argparse.ArgumentParser, args: argparse.Namespace)
             if args.sketch_source in SPARSE_SHARE and not info["sparse_per_pair"]:
                 # Few-stroke drawings are traced with OpenCV on the CPU: a pack holds them pre-drawn, or not at all.
                 raise ValueError(f"--sketch_source {args.sketch_source} needs a pack with few-stroke drawings "
-                                 "(scripts/gpu_pack.py --sparse_per_pair 4), or --data_dir")
+                                 "(scripts/gpu_pack.py --sparse_per_pair 3), or --data_dir")
             return list(info["styles"])
         return PairedDataset(args.data_dir, split="train", resolution=args.resolution, sketch_channels=args.sketch_channels,
                              augment=False, sketch_source=args.sketch_source).style_names
