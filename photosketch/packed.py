@@ -40,7 +40,7 @@ from PIL import Image
 from .data import find_pairs, read_styles, split_root, square_crop_resize
 from .image import load_image, to_mode, uint8_to_tensor
 
-__all__ = ["PACK_FORMAT", "PackAugment", "PackedPairs", "augment_pairs", "pack_info", "write_pack"]
+__all__ = ["IMAGE_FORMATS", "PACK_FORMAT", "PackAugment", "PackedPairs", "augment_pairs", "pack_info", "write_pack"]
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from photosketch.packed import write_pack  # noqa: E402
+from photosketch.packed import IMAGE_FORMATS, write_pack  # noqa: E402
 
 logger = logging.getLogger("gpu_pack")
 
@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=REPO / ".gpu" / "pack.safetensors")
     p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--quality", type=int, default=80, help="quality of the packed photos and sketches")
-    p.add_argument("--format", type=str.upper, default="WEBP", choices=("WEBP", "JPEG"),
+    p.add_argument("--format", type=str.upper, default="WEBP", choices=IMAGE_FORMATS,
                    help="image format in the pack (WebP: about half JPEG's bytes at the same fidelity)")
     p.add_argument("--sparse_per_pair", type=int, default=3,
                    help="few-stroke drawings of each photo to pack (classical.sparse_drawing, ~1 KB each; 0: none)")
@@ -89,11 +89,12 @@ def main(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         logger.error("--data_dir %s: no such folder", args.data_dir)
         return 2
-    if args.sparse_per_pair < 0:
-        logger.error("--sparse_per_pair must be >= 0")
+    try:  # write_pack checks its arguments: a bad one is a one-line error, not a traceback
+        summary = write_pack(args.output, args.data_dir, resolution=args.resolution, quality=args.quality,
+                             image_format=args.format, sparse_per_pair=args.sparse_per_pair)
+    except ValueError as exc:
+        logger.error("%s", exc)
         return 2
-    summary = write_pack(args.output, args.data_dir, resolution=args.resolution, quality=args.quality,
-                         image_format=args.format, sparse_per_pair=args.sparse_per_pair)
     mib = summary["bytes"] / 2**20
     logger.info("packed %s pairs (%d few-stroke drawings each), styles %s: %s (%.1f MiB)", summary["pairs"],
                 args.sparse_per_pair, summary["styles"] or "none", args.output, mib)

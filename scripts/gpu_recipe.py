@@ -104,8 +104,9 @@ def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resoluti
     out = work_dir / (label or name)
     args = ["--data_pack", data_pack, "--output_dir", str(out), "--resolution", str(resolution),
             "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
-    if "all" in args and not sparse_drawings:
-        args[args.index("all")] = "mixed"
+    source = args.index("--sketch_source") + 1 if "--sketch_source" in args else None
+    if source is not None and args[source] == "all" and not sparse_drawings:
+        args[source] = "mixed"
     if init_weights:
         args += [*FINETUNE, "--init_weights", str(init_weights)]
     if not ema:

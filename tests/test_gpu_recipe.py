@@ -113,3 +113,19 @@ def test_pack_that_would_not_travel_is_an_error(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(gpu_pack, "TRAVEL_LIMIT_BYTES", gpu_pack.tracked_bytes() + 100)
     assert gpu_pack.main(gpu_pack.parse_args(argv)) == 1
     assert "over the" in caplog.text and "--quality" in caplog.text
+
+
+def test_a_bad_pack_argument_is_a_one_line_error(tmp_path, caplog):
+    data = tmp_path / "data"
+    make_paired_split(data / "train", 2, size=(40, 40))
+    argv = ["--data_dir", str(data), "--output", str(tmp_path / "p.safetensors"), "--no-wheels", "--sparse_per_pair", "-1"]
+    assert gpu_pack.main(gpu_pack.parse_args(argv)) == 2
+    assert "sparse_per_pair must be >= 0" in caplog.text and not (tmp_path / "p.safetensors").exists()
+
+
+def test_sketch2photo_falls_back_to_mixed_without_packed_drawings(tmp_path):
+    with_drawings = gpu_recipe.run_args("sketch2photo", "p", tmp_path, 1.0, 256)
+    without = gpu_recipe.run_args("sketch2photo", "p", tmp_path, 1.0, 256, sparse_drawings=False)
+    source = with_drawings.index("--sketch_source") + 1
+    assert (with_drawings[source], without[source]) == ("all", "mixed")
+    assert "--sketch_source" not in gpu_recipe.run_args("photo2sketch", "p", tmp_path, 1.0, 256, sparse_drawings=False)
