@@ -370,6 +370,24 @@ class FaceAligner:
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces[: self.max_faces]
 
+    def crop(self, image: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+        """The head-and-shoulders crop of the largest face (``face_crop``) -> (crop, (x, y, w, h)).
+
+        Haar's box first, so frontal faces keep the framing :func:`photosketch.face.crop_box` was
+        tuned on; when Haar finds nothing (a profile, a turned or tilted head) the largest face
+        MediaPipe found is cropped the same way, rather than handing back the whole picture with a
+        small head in it. No face at all: the whole image and ``None``.
+        """
+        img, box = self.haar.crop(image)
+        if box is not None:
+            return img, box
+        faces = self.detect(img)
+        if not faces:
+            return img, None
+        box = crop_box(tuple(int(round(v)) for v in faces[0].box), img.size)
+        x, y, w, h = box
+        return img.crop((x, y, x + w, y + h)), box
+
     def _detect_mediapipe(self, rgb: np.ndarray) -> list[Face] | None:
         graphs = self._graphs()
         if graphs is None:

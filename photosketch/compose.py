@@ -198,12 +198,12 @@ def frame_drawing(img: Image.Image, *, ink: int = 160) -> Image.Image:
 def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[float, float, float, float],
                aligner: FaceAligner, face_crop: bool, align: bool, background: bool, faces: str,
                given: Sequence[Face] | None = None) -> Plan:
-    """Load ``image`` (cropped to its largest face by ``aligner.haar`` with ``face_crop``) and plan its
+    """Load ``image`` (cropped to its largest face by ``aligner.crop`` with ``face_crop``) and plan its
     model inputs: each face found by ``aligner`` (or ``given``) warped into a ``canvas`` at working
     ``size``, and the whole image unless the faces go on a white page (``background`` with landmarks)."""
     img = load_image(image)
     if face_crop:
-        img, _ = aligner.haar.crop(img)
+        img, _ = aligner.crop(img)
     plan = Plan(img)
     found = (list(given) if given is not None else aligner.detect(img)) if align else []
     if align and not found:

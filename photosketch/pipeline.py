@@ -104,7 +104,8 @@ class PhotoSketchPipeline:
         direction: ``"photo2sketch"`` or ``"sketch2photo"``; only used for defaults and messages.
         size: working size (shorter side, pixels); default: the model's ``sample_size`` or 256.
         face_crop: crop to the largest face (with hair and chin) before running; the output then
-            has the crop's size. Faces are detected with OpenCV's Haar cascade; no face = whole image.
+            has the crop's size. Faces are found by OpenCV's Haar cascade, else (profiles, turned
+            heads) by MediaPipe; no face = whole image.
         num_threads: torch CPU threads while the pipeline runs (restored afterwards), and ONNX
             Runtime's threads.
         backend: how the model runs (:mod:`photosketch.runtime`): ``"auto"`` (ONNX Runtime for

@@ -24,7 +24,7 @@ from make_style_sheet import render_grid, save_sheet  # noqa: E402
 from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
 from photosketch.classical import sparse_drawing  # noqa: E402
 from photosketch.data import list_images  # noqa: E402
-from photosketch.face import FaceDetector  # noqa: E402
+from photosketch.align import FaceAligner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ["sparse_1.png", "sparse_2.png", "sparse_3.png", "sparse_4.png", "outline.png", "sketch_1.png"]
@@ -45,9 +45,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     drawings = [(name, load_image(ROOT / "examples" / name)) for name in EXAMPLES if (ROOT / "examples" / name).is_file()]
     if args.portraits is not None:
-        detector = FaceDetector()
+        aligner = FaceAligner()  # the crop face_crop=True takes
         for i, path in enumerate(list_images(args.portraits)):
-            crop, _ = detector.crop(load_image(path))
+            crop, _ = aligner.crop(load_image(path))
             drawings.append((f"sparse_drawing({path.stem})", sparse_drawing(crop, seed=i, detail=0.5, brush=3)))
     pipes = []
     for spec in args.models:

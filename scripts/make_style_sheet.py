@@ -25,7 +25,6 @@ from PIL import Image, ImageDraw, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from photosketch import PhotoSketchPipeline, load_image  # noqa: E402
 from photosketch.data import list_images  # noqa: E402
-from photosketch.face import FaceDetector  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,9 +91,9 @@ def main(argv=None) -> int:
     columns = ["photo", "pencil (classical)"] + [f"{args.model}: {s}" if s else args.model for s in styles]
     columns += [name for name, _ in others]
     rows = []
-    detector = FaceDetector()  # the pipelines' default detector: the crop they sketch
+    aligner = model.aligner  # the pipelines' face finder: the crop they sketch
     for _, photo in photos:
-        crop, _ = detector.crop(photo)
+        crop, _ = aligner.crop(photo)
         row = [crop, pencil(photo)] + [model(photo, style=s) if s else model(photo) for s in styles]
         rows.append(row + [pipe(photo) for _, pipe in others])
 

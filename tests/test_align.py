@@ -156,6 +156,39 @@ def test_haar_fallback_without_mediapipe(monkeypatch, caplog):
     assert aligner.person_mask(np.asarray(photo)) is None
 
 
+def test_crop_prefers_haar_and_falls_back_to_the_largest_landmark_face(monkeypatch):
+    aligner = FaceAligner()
+    photo = Image.new("RGB", (600, 500), (90, 120, 160))
+    calls = []
+    monkeypatch.setattr(aligner, "detect", lambda img: calls.append(img.size) or [Face(None, (300, 150, 90, 90), "mesh")])
+    haar_box = (10, 20, 100, 125)
+    monkeypatch.setattr(aligner.haar, "crop", lambda img: (img.crop((10, 20, 110, 145)), haar_box))
+    crop, box = aligner.crop(photo)
+    assert box == haar_box and crop.size == (100, 125) and calls == []  # Haar found it: its framing, no second search
+    monkeypatch.setattr(aligner.haar, "crop", lambda img: (img, None))  # a profile: Haar sees nothing
+    crop, box = aligner.crop(photo)
+    assert box == crop_box((300, 150, 90, 90), photo.size) and crop.size == box[2:] and calls == [(600, 500)]
+    monkeypatch.setattr(aligner, "detect", lambda img: [])
+    assert aligner.crop(photo) == (photo, None)  # no face anywhere: the whole image
+
+
+@needs_mediapipe
+def test_turned_head_is_cropped_where_haar_finds_nothing():
+    from photosketch.pipeline import PhotoSketchPipeline
+    from photosketch.classical import XDoG
+
+    turned = Image.open(ASTRONAUT).convert("RGB").rotate(25, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    aligner = FaceAligner()
+    assert aligner.haar.crop(turned)[1] is None  # the reason for the fallback
+    crop, box = aligner.crop(turned)
+    assert box is not None and crop.size == box[2:] and crop.width < turned.width / 2
+    (face,) = aligner.detect(turned)
+    fx, fy, fw, fh = face.box
+    x, y, w, h = box
+    assert x <= fx and y <= fy and fx + fw <= x + w and fy + fh <= y + h  # the whole face is inside
+    assert PhotoSketchPipeline(XDoG(), size=64, face_crop=True)(turned).size == crop.size  # what face_crop gives
+
+
 @needs_mediapipe
 def test_real_portrait_landmarks_and_person_mask():
     img = Image.open(ASTRONAUT).convert("RGB")
