@@ -39,6 +39,13 @@ def test_layers_have_torchvisions_names_and_shapes():
 def test_loads_strictly(tmp_path):
     loss = PerceptualLoss(torchvision_like_state(tmp_path))
     assert torch.equal(loss.features[0][0].weight, torch.load(tmp_path / "mobilenet_v2.pth")["features.0.0.weight"])
+    from safetensors.torch import save_file
+
+    st = tmp_path / "features.safetensors"
+    save_file({k: v.half() for k, v in torch.load(tmp_path / "mobilenet_v2.pth").items() if k.startswith("features.")}, str(st))
+    half = PerceptualLoss(st)  # the same names in safetensors (fp16 stored, fp32 loaded)
+    assert half.features[0][0].weight.dtype == torch.float32
+    assert torch.allclose(half.features[0][0].weight, loss.features[0][0].weight, atol=1e-3)
     with pytest.raises(ValueError, match="missing.*features.5.conv.1.0.weight"):
         PerceptualLoss(torchvision_like_state(tmp_path, drop="features.5.conv.1.0.weight"))
     with pytest.raises(ValueError, match="wrong shape.*features.0.0.weight"):

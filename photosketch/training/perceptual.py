@@ -97,8 +97,14 @@ class PerceptualLoss(nn.Module):
         self.eval()
 
     def load_weights(self, path: str | Path) -> None:
-        """Load torchvision's MobileNetV2 state dict (``features.*`` only; the classifier is not used)."""
-        state = torch.load(str(path), map_location="cpu", weights_only=True)  # tensors only, never code
+        """Load torchvision's MobileNetV2 state dict (``features.*`` only; the classifier is not used) from
+        its ``.pth`` (loaded with ``weights_only``) or a ``.safetensors`` file with the same names."""
+        if str(path).endswith(".safetensors"):  # e.g. the features alone, copied next to a GPU pack
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)  # tensors only, never code
         ours = {f"features.{k}": v for k, v in self.features.state_dict().items()}
         missing = [k for k in ours if k not in state]
         wrong = [k for k in ours if k in state and state[k].shape != ours[k].shape]
