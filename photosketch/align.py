@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .face import FaceDetector, crop_box
+from .face import FaceDetector, crop_around, crop_box
 
 __all__ = [
     "CANONICAL_POINTS",
@@ -384,9 +384,7 @@ class FaceAligner:
         faces = self.detect(img)
         if not faces:
             return img, None
-        box = crop_box(tuple(int(round(v)) for v in faces[0].box), img.size)
-        x, y, w, h = box
-        return img.crop((x, y, x + w, y + h)), box
+        return crop_around(img, faces[0].box)
 
     def _detect_mediapipe(self, rgb: np.ndarray) -> list[Face] | None:
         graphs = self._graphs()

@@ -88,9 +88,14 @@ class FaceDetector:
         if not boxes:
             logger.info("no face found; using the whole image")
             return img, None
-        box = crop_box(boxes[0], img.size, margin=margin, aspect=aspect)
-        x, y, w, h = box
-        return img.crop((x, y, x + w, y + h)), box
+        return crop_around(img, boxes[0], margin=margin, aspect=aspect)
+
+
+def crop_around(img: Image.Image, face: Box, margin: float = 0.4, aspect: float = 1.25) -> tuple[Image.Image, Box]:
+    """``img`` cropped to :func:`crop_box` of the ``face`` box -> (crop, its (x, y, w, h))."""
+    box = crop_box(tuple(int(round(v)) for v in face), img.size, margin=margin, aspect=aspect)
+    x, y, w, h = box
+    return img.crop((x, y, x + w, y + h)), box
 
 
 def crop_box(face: Box, image_size: tuple[int, int], margin: float = 0.4, aspect: float = 1.25) -> Box:

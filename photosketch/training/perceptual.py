@@ -47,9 +47,10 @@ def default_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _conv_bn(inp: int, out: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
-    layers = [nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
-    return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if relu else nn.Sequential(*layers)
+def _conv_bn(inp: int, out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """torchvision's ConvBNReLU: conv (no bias), BatchNorm, ReLU6."""
+    return nn.Sequential(nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(out), nn.ReLU6(inplace=True))
 
 
 class _InvertedResidual(nn.Module):
