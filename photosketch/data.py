@@ -257,11 +257,15 @@ class _ImageDataset(Dataset):
     """Shared machinery: a seeded per-item RNG (so augmentation is reproducible across epochs, workers
     and resumed runs) and skipping unreadable files with a warning instead of crashing mid-epoch."""
 
-    def __init__(self, resolution: int, photo_channels: int, sketch_channels: int, augment: bool, seed: int):
+    def __init__(self, resolution: int, photo_channels: int, sketch_channels: int, augment: bool, seed: int,
+                 crop_size: int | None = None):
         for name, ch in (("photo_channels", photo_channels), ("sketch_channels", sketch_channels)):
             if ch not in (1, 3):
                 raise ValueError(f"{name} must be 1 or 3; got {ch}")
+        if crop_size is not None and not 1 <= crop_size <= resolution:
+            raise ValueError(f"crop_size must be between 1 and the resolution ({resolution}); got {crop_size}")
         self.resolution = resolution
+        self.crop_size = crop_size if crop_size != resolution else None
         self.photo_channels = photo_channels
         self.sketch_channels = sketch_channels
         self.augment = augment
@@ -291,13 +295,25 @@ class _ImageDataset(Dataset):
         for k in range(n):
             j = (index + k) % n
             try:
-                return self._get(j)
+                item = self._get(j)
             except (ImageLoadError, OSError) as exc:
                 key = str(exc)
                 if key not in self._bad:
                     self._bad.add(key)
                     logger.warning("skipping unreadable training image: %s", exc)
+                continue
+            return self._window(item, j) if self.crop_size and self.augment else item
         raise RuntimeError(f"{type(self).__name__}: none of the {n} items could be read")
+
+    def _window(self, item: dict, index: int) -> dict:
+        """A random ``crop_size`` square of the ``resolution``-sized images, the same window for photo
+        and sketch: the networks are fully convolutional (and the discriminator a PatchGAN), so a step
+        on 128-px windows of 256-px faces costs what a 128-px step costs, while the model learns the
+        256-px scale it will be run at."""
+        side = self.crop_size
+        rng = self._rng(index, 2)  # its own stream: the augmentation draws stay those of a full-size run
+        top, left = (int(v) for v in rng.integers(0, self.resolution - side + 1, size=2))
+        return {k: v[:, top:top + side, left:left + side] if k in ("photo", "sketch") else v for k, v in item.items()}
 
     def _tensors(self, photo: Image.Image, sketch: Image.Image, params: AugmentParams | None) -> tuple:
         photo = to_mode(photo, self.photo_channels)
@@ -332,6 +348,8 @@ class PairedDataset(_ImageDataset):
             target, so a sketch->photo model is not taught to paint washed-out photos).
         grayscale_prob: with ``augment``, the share of photos made black-and-white (0.2 for
             photo->sketch, so black-and-white portraits give a sketch as strong as colour ones).
+        crop_size: with ``augment``, items are a random ``crop_size`` square window of the
+            ``resolution``-sized pair (the same window for photo and sketch); ``None``: the whole square.
 
     ``style`` is the pair's sketch style from the split folder's ``styles.csv`` (``name,style``),
     ``""`` when the file is absent or does not list the pair.
@@ -350,8 +368,9 @@ class PairedDataset(_ImageDataset):
         seed: int = 0,
         photo_jitter: float = 0.1,
         grayscale_prob: float = 0.0,
+        crop_size: int | None = None,
     ):
-        super().__init__(resolution, photo_channels, sketch_channels, augment, seed)
+        super().__init__(resolution, photo_channels, sketch_channels, augment, seed, crop_size)
         if not (0 <= photo_jitter < 1 and 0 <= grayscale_prob <= 1):
             raise ValueError(f"photo_jitter must be in [0, 1) and grayscale_prob in [0, 1]; got {photo_jitter}, {grayscale_prob}")
         self.photo_jitter, self.grayscale_prob = photo_jitter, grayscale_prob
@@ -429,8 +448,9 @@ class UnpairedDataset(_ImageDataset):
         sketch_channels: int = 1,
         augment: bool = True,
         seed: int = 0,
+        crop_size: int | None = None,
     ):
-        super().__init__(resolution, photo_channels, sketch_channels, augment, seed)
+        super().__init__(resolution, photo_channels, sketch_channels, augment, seed, crop_size)
         self.photos, self.sketches = list_images(photo_dir), list_images(sketch_dir)
         for folder, files in ((photo_dir, self.photos), (sketch_dir, self.sketches)):
             if not files:

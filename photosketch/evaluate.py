@@ -13,8 +13,8 @@ as PNG, then compared with the ground truth. Sketches are compared in gray (``L`
 compared on luminance (FSIM, SSIM, L1) and in colour with FSIMc (which Face-Sketch-SCG reports via
 pyiqa's ``fsim``, chromatic by default). Metric references: :mod:`photosketch.metrics`.
 
-LPIPS, DISTS and FID need network weights that cannot be installed offline here, so they are not
-implemented; ``results.json`` records each as ``"skipped: ..."`` with the reason.
+LPIPS, DISTS and FID are not computed: each needs network weights (LPIPS's calibrated linear layers,
+DISTS's, Inception's) that no PyPI wheel ships for offline use.
 
 Writes ``OUT/results.json`` and ``OUT/contact_sheet.png`` (input | output | ground truth).
 """
@@ -47,7 +47,6 @@ __all__ = ["DIRECTIONS", "ModelLoadError", "build_parser", "evaluate", "load_eva
 
 DIRECTIONS = ("photo2sketch", "sketch2photo")
 SKETCH_SOURCES = ("real", "lines", "sparse")
-SKIPPED_NO_WEIGHTS = "skipped: weights not available"
 _PROTOCOL = {
     "reference": "chaofengc/Face-Sketch-SCG evaluate.py / metric.py",
     "input": "resized with PIL bicubic so the shorter side is the model size, aspect kept (as PhotoSketchPipeline does)",
@@ -306,12 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "models): each image in the style of its own ground truth, from the styles CSV")
     p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
                    help="also score doing nothing (the grayscale input as the output): the floor every number is read against")
-    p.add_argument("--lpips_weights", nargs="+", default=None, metavar="FILE",
-                   help="local LPIPS weights (LPIPS is not implemented; recorded as skipped)")
-    p.add_argument("--dists_weights", default=None, metavar="FILE",
-                   help="local DISTS weights (DISTS is not implemented; recorded as skipped)")
-    p.add_argument("--fid_weights", default=None, metavar="FILE",
-                   help="local FID Inception weights (FID is not implemented; recorded as skipped)")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
                    help="run through PhotoSketchPipeline with face alignment (default: off, the literature's protocol)")
     p.add_argument("--background", action=argparse.BooleanOptionalAction, default=False,
@@ -403,9 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     keys = ["fsim", "ssim", "l1"] + (["fsimc"] if args.direction == "sketch2photo" else [])
     means: dict[str, object] = _mean_rows(rows, keys)
-    for name, weights in (("lpips", args.lpips_weights), ("dists", args.dists_weights), ("fid", args.fid_weights)):
-        means[name] = (SKIPPED_NO_WEIGHTS if not weights
-                       else f"skipped: {name.upper()} is not implemented in photosketch (no external packages)")
     floor_means = _mean_rows([r["floor"] for r in rows], keys) if args.floor else None
     results = {
         "model": args.model,

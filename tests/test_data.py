@@ -214,3 +214,26 @@ def test_photo_jitter_and_grayscale_augmentation(tmp_path):
     assert flat[0]["photo"].shape == still[0]["photo"].shape
     with pytest.raises(ValueError, match="grayscale_prob"):
         PairedDataset(tmp_path, resolution=32, grayscale_prob=2.0)
+
+
+def test_train_crop_is_one_seeded_window_for_photo_and_sketch(tmp_path):
+    make_pairs(tmp_path, size=48)
+    full = PairedDataset(tmp_path, resolution=32, seed=4)
+    crop = PairedDataset(tmp_path, resolution=32, seed=4, crop_size=16)
+    windows = set()
+    for i in range(len(full)):
+        a, b = full[i], crop[i]
+        assert b["photo"].shape == (3, 16, 16) and b["sketch"].shape == (1, 16, 16)
+        # The window is cut from the same augmented full-size pair, at the same place in both images.
+        hits = [(t, l) for t in range(17) for l in range(17)
+                if torch.equal(a["photo"][:, t:t + 16, l:l + 16], b["photo"])
+                and torch.equal(a["sketch"][:, t:t + 16, l:l + 16], b["sketch"])]
+        assert hits
+        windows.add(hits[0])
+        assert torch.equal(crop[i]["photo"], b["photo"])  # seeded: the same window again
+    assert len(windows) > 1  # not always the same corner
+    # Without augmentation (validation) the whole square comes back; a crop larger than the image is refused.
+    assert PairedDataset(tmp_path, resolution=32, augment=False, crop_size=16)[0]["photo"].shape == (3, 32, 32)
+    assert UnpairedDataset(tmp_path / "photos", tmp_path / "sketches", resolution=32, crop_size=16)[0]["sketch"].shape == (1, 16, 16)
+    with pytest.raises(ValueError, match="crop_size must be between 1 and the resolution"):
+        PairedDataset(tmp_path, resolution=32, crop_size=64)

@@ -46,8 +46,7 @@ def test_classical_photo2sketch(paired, tmp_path):
     for key in ("fsim", "ssim", "l1"):
         assert -1.0 <= r["means"][key] <= 1.0  # SSIM can be negative; FSIM and L1 are in [0, 1]
         assert r["means"][key] == pytest.approx(np.mean([row[key] for row in r["per_image"]]))
-    assert r["means"]["lpips"].startswith("skipped: weights not available")
-    assert r["means"]["fid"].startswith("skipped")
+    assert not {"lpips", "dists", "fid"} & set(r["means"])  # not computed: no placeholder strings among the numbers
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.height > 2 * 40  # two rows
 
@@ -155,19 +154,6 @@ def test_floor_row_and_styled_models(paired, tmp_path, capsys):
     assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", str(tmp_path / "m"),
                  "--output_dir", str(out), "--quiet", "--style", "c"]) == 2
     assert "unknown style 'c'" in capsys.readouterr().err
-
-
-def test_metrics_without_an_implementation_are_recorded_as_skipped(paired, tmp_path):
-    # LPIPS, DISTS and FID need weights that do not install offline: named or not, never a number.
-    weights = tmp_path / "w.pth"
-    weights.write_bytes(b"x")
-    out = tmp_path / "out"
-    assert main(["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog", "--output_dir", str(out),
-                 "--size", "32", "--quiet", "--limit", "1", "--no-floor", "--lpips_weights", str(weights)]) == 0
-    means = _results(out)["means"]
-    assert means["lpips"] == "skipped: LPIPS is not implemented in photosketch (no external packages)"
-    assert means["dists"] == means["fid"] == "skipped: weights not available"
-    assert all(isinstance(row["fsim"], float) and "lpips" not in row for row in _results(out)["per_image"])
 
 
 def test_through_the_pipeline_with_alignment(paired, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """train/pix2pix.py end to end on 6 tiny synthetic pairs (32 px, ngf=8): a few seconds per run."""
 
+import json
 import logging
 import os
 import signal
@@ -364,6 +365,15 @@ def test_sketch2photo_on_all_sketch_sources(data_dir, tmp_path):
                  "--checkpointing_steps", "0")
     assert load_generator(export)(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
     assert "few-stroke sparse drawings" in (export / "README.md").read_text()
+
+
+def test_train_crop_trains_on_windows_and_exports_the_full_resolution(data_dir, tmp_path):
+    # --train_crop 32 at --resolution 64: the steps see 32-px windows, the model is exported for 64 px.
+    export = run(data_dir, tmp_path / "run", "--generator", "unet", "--num_downs", "5", "--resolution", "64",
+                 "--train_crop", "32", "--max_train_steps", "2", "--checkpointing_steps", "0")
+    assert json.loads((export / "config.json").read_text())["sample_size"] == 64
+    assert "resolution: 64x64 (random 32x32 windows)" in (export / "README.md").read_text()
+    assert load_generator(export)(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 
 
 def test_perceptual_loss_trains_and_is_in_the_card(data_dir, tmp_path):

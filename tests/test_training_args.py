@@ -26,6 +26,8 @@ def test_trainer_parser_with_gan_and_paired_groups(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--resolution", "8"], "--resolution must be at least 16"),
+    (["--resolution", "32", "--train_crop", "64"], "--train_crop must be between 16 and --resolution (32); got 64"),
+    (["--train_crop", "128", "--data_pack", "x.pack"], "--train_crop needs --data_dir (a pack is augmented on the device, at full size)"),
     (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be >= 1"),
     (["--max_train_minutes", "0"], "--max_train_minutes must be > 0"),
     (["--decay_start_fraction", "1.5"], "--decay_start_fraction must be in [0, 1]"),

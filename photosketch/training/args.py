@@ -31,6 +31,10 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
                         "DIR/test is never used in training (keep it for evaluation).")
     g.add_argument("--output_dir", type=str, default="runs/photosketch", help="Checkpoints, logs, validation grids and the exported model.")
     g.add_argument("--resolution", type=int, default=256, help="Training images are resized/cropped to this square size.")
+    g.add_argument("--train_crop", type=int, default=None,
+                   help="Train on random N x N windows of the --resolution-sized pairs (fully convolutional: a step costs "
+                        "what an N-px step costs, the model still learns the --resolution scale it is exported for). "
+                        "--data_dir only. Default: the whole square.")
     g.add_argument("--sketch_channels", type=int, default=1, choices=(1, 3), help="1 = grayscale sketches.")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="Flip, +-5 degree rotation, 0.9-1.0 random resized crop, photo colour jitter.")
@@ -152,6 +156,11 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     if args.resolution < 16:
         parser.error("--resolution must be at least 16")
+    if args.train_crop is not None:
+        if not 16 <= args.train_crop <= args.resolution:
+            parser.error(f"--train_crop must be between 16 and --resolution ({args.resolution}); got {args.train_crop}")
+        if getattr(args, "data_pack", None):
+            parser.error("--train_crop needs --data_dir (a pack is augmented on the device, at full size)")
     for name in ("train_batch_size", "gradient_accumulation_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")

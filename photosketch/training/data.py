@@ -89,7 +89,8 @@ def paired_train_data(args: argparse.Namespace, accelerator, photo_channels: int
         return TrainData(ds, None, n)
     ds = PairedDataset(args.data_dir, split="train", resolution=args.resolution, photo_channels=photo_channels,
                        sketch_channels=args.sketch_channels, augment=args.augment, sketch_source=args.sketch_source,
-                       face_crop=args.face_crop, seed=args.seed, photo_jitter=jitter, grayscale_prob=gray)
+                       face_crop=args.face_crop, seed=args.seed, photo_jitter=jitter, grayscale_prob=gray,
+                       crop_size=args.train_crop)
     loader = make_train_dataloader(ds, args, accelerator.num_processes)
     return TrainData(ds, loader, len(loader))
 
@@ -118,7 +119,8 @@ def unpaired_train_data(args: argparse.Namespace, accelerator, photo_channels: i
     from ..data import UnpairedDataset
 
     ds = UnpairedDataset(args.train_photo_dir, args.train_sketch_dir, resolution=args.resolution, photo_channels=photo_channels,
-                         sketch_channels=args.sketch_channels, augment=args.augment, seed=args.seed)
+                         sketch_channels=args.sketch_channels, augment=args.augment, seed=args.seed,
+                         crop_size=args.train_crop)
     loader = make_train_dataloader(ds, args, accelerator.num_processes)
     return TrainData(ds, loader, len(loader))
 

@@ -73,7 +73,9 @@ def model_card_kwargs(
         "```",
         "",
         f"- data: {data}",
-        f"- steps: {steps}, resolution: {args.resolution}x{args.resolution}, batch size: "
+        f"- steps: {steps}, resolution: {args.resolution}x{args.resolution}"
+        + (f" (random {args.train_crop}x{args.train_crop} windows)" if getattr(args, "train_crop", None) else "")
+        + ", batch size: "
         f"{args.train_batch_size} x {args.gradient_accumulation_steps} accumulation",
         f"- loss: {loss}",
         f"- optimiser: Adam lr {args.learning_rate:g}, betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
