@@ -171,7 +171,9 @@ def save_png(img: Image.Image, folder: str | os.PathLike) -> str:
     gradio's cache, so gradio serves the file as is (and ``delete_cache`` ages it out).
     """
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    # zlib level 1, not Pillow's 6: on a 512x512 photo 25 ms instead of 116 ms (one CPU thread) for 19 % more
+    # bytes (278 KB vs 234 KB); the encoding, not the model, was most of an "Update while drawing" tick.
+    img.save(buf, format="PNG", compress_level=1)
     data = buf.getvalue()
     target_dir = Path(folder) / hashlib.sha256(data).hexdigest()
     target = target_dir / ("sketch.png" if img.mode == "L" else "image.png")

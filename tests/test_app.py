@@ -198,6 +198,7 @@ def test_save_png_is_content_addressed(tmp_path):
     img = make_face((32, 32))
     first, second = space.save_png(img, tmp_path), space.save_png(img.copy(), tmp_path)
     assert first == second and Image.open(first).size == (32, 32)
+    assert np.array_equal(np.asarray(Image.open(first).convert(img.mode)), np.asarray(img))  # fast zlib, still lossless
     assert not list(tmp_path.rglob(".part-*"))  # no staging file left behind
 
 
