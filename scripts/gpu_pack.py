@@ -105,11 +105,11 @@ def main(args: argparse.Namespace) -> int:
     mib = summary["bytes"] / 2**20
     logger.info("packed %s pairs (%d few-stroke drawings each), styles %s: %s (%.1f MiB)", summary["pairs"],
                 args.sparse_per_pair, summary["styles"] or "none", args.output, mib)
-    features_bytes = 0
+    features_bytes, features = 0, args.output.parent / FEATURES_FILE
+    features.unlink(missing_ok=True)  # an earlier pack's copy would still switch the recipe's loss on
     if args.perceptual:
-        features, weights = args.output.parent / FEATURES_FILE, default_weights_path()
+        weights = default_weights_path()
         if weights is None:
-            features.unlink(missing_ok=True)  # an old copy would still switch the loss on
             logger.warning("no perceptual-loss weights packed (%s first): the GPU sketch→photo run trains without it",
                            INSTALL_HINT)
         else:

