@@ -335,13 +335,14 @@ class SketchApp:
             return None, track
         img = fit(load_image(frame), max_side=LIVE_SIDE)
         if not align:
-            return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector)[0], None
+            return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector,
+                                live=True)[0], None
         faces, track = track_faces(self.pipeline(model, "photo2sketch").aligner, img, track, every=LIVE_TRACK_EVERY)
-        return self._sketch(img, model, False, strength, notify=False, align=True, found_faces=faces)[0], track
+        return self._sketch(img, model, False, strength, notify=False, align=True, found_faces=faces, live=True)[0], track
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
                 detector: FaceDetector | None = None, style: str | None = None, align: bool = False,
-                background: bool = False, found_faces: list | None = None):
+                background: bool = False, found_faces: list | None = None, live: bool = False):
         pipe = self.pipeline(model, "photo2sketch")
         # A style applies to style-conditioned models only; others (classical styles, the live student)
         # draw their one style whatever the picker says.
@@ -354,10 +355,11 @@ class SketchApp:
                 gr.Info("No face found; sketching the whole picture.")
             img = crop
         strength = None if strength is None or not pipe.takes_strength else float(np.clip(strength, 0.0, 1.0))
-        # The live stream never whitens the background (per-frame speed first) and aligns only with the
-        # faces its track already found (found_faces).
+        # The live stream never whitens the background (per-frame speed first), aligns only with the
+        # faces its track already found (found_faces) and always runs at the model's size (a face close
+        # to the camera would otherwise cost up to twice as much per frame: uploads get max_size's detail).
         sketch = pipe(img, face_crop=False, strength=strength, style=style, align=align, background=background,
-                      found_faces=found_faces)
+                      found_faces=found_faces, max_size=pipe.size if live else None)
         # The "before" half of the before/after slider: what was sketched, at preview size.
         return sketch, fit(img, max_side=1024)
 

@@ -36,6 +36,9 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
     p.add_argument("--model", default=None, metavar="NAME_OR_PATH",
                    help=f"registry name, model folder or Hub repo id (default: {'best installed' if direction == 'photo2sketch' else 'sketch2photo'})")
     p.add_argument("--size", type=int, default=None, help="working size in pixels (shorter side; default: the model's)")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="a photo or face with more pixels than --size runs at its own size, up to this one (default: "
+                        f"{'1.5 x --size' if direction == 'photo2sketch' else '--size'}; --max-size equal to --size: always --size)")
     p.add_argument("--face-crop", action=argparse.BooleanOptionalAction, default=False,
                    help="crop to the largest face (with hair and chin) first; the output is then the crop (default: off)")
     on = direction == "photo2sketch"
@@ -138,7 +141,7 @@ def _run(args: argparse.Namespace, direction: str) -> int:
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         _error(f"--strength must be in [0, 1]; got {args.strength}")
         return 2
-    for flag, value in (("--size", args.size), ("--threads", args.threads)):
+    for flag, value in (("--size", args.size), ("--max-size", args.max_size), ("--threads", args.threads)):
         if value is not None and value < 1:
             _error(f"{flag} must be a positive number; got {value}")
             return 2
@@ -163,6 +166,12 @@ def _run(args: argparse.Namespace, direction: str) -> int:
     except (OSError, ValueError) as exc:  # an unreadable model folder or a wrong-direction model
         _error(f"cannot load model {args.model}: {exc}")
         return 2
+    if args.max_size is not None:
+        try:
+            pipe.max_size = pipe.check_max_size(args.max_size)
+        except ValueError as exc:
+            _error(f"--max-size: {exc}")
+            return 2
     if getattr(args, "style", None) is not None:
         try:
             pipe.style = pipe.check_style(args.style)

@@ -37,7 +37,8 @@ from .align import (
 )
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
 
-__all__ = ["MAX_ASPECT", "FaceJob", "Plan", "compose", "frame_drawing", "guided_coefficients", "plan_image", "working_size"]
+__all__ = ["MAX_ASPECT", "FaceJob", "Plan", "compose", "frame_drawing", "guided_coefficients", "native_size", "plan_image",
+           "working_size"]
 
 # Its notices ("no face found", ...) are the pipeline's: logged under its name, as before the split.
 logger = logging.getLogger("photosketch.pipeline")
@@ -58,6 +59,17 @@ def working_size(width: int, height: int, size: int) -> tuple[int, int]:
     if max(width, height) * scale > MAX_ASPECT * size:
         scale = MAX_ASPECT * size / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def native_size(size: int, max_size: int | None, native: float) -> int:
+    """The working size for content that has ``native`` pixels where the model's ``size`` would go
+    (an image's shorter side, an aligned face's canvas width): ``size`` when it has no more resolution
+    than that, else its own resolution, up to ``max_size`` (``None`` or ``<= size``: always ``size``).
+    Upscaling a small face adds no detail, so it never runs above ``size``; a large one keeps more of
+    its eyes and hair than a ``size``-px copy would."""
+    if not max_size or max_size <= size:
+        return size
+    return int(min(max_size, max(size, round(native))))
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -197,10 +209,12 @@ def frame_drawing(img: Image.Image, *, ink: int = 160) -> Image.Image:
 
 def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[float, float, float, float],
                aligner: FaceAligner, face_crop: bool, align: bool, background: bool, faces: str,
-               given: Sequence[Face] | None = None) -> Plan:
+               given: Sequence[Face] | None = None, max_size: int | None = None) -> Plan:
     """Load ``image`` (cropped to its largest face by ``aligner.crop`` with ``face_crop``) and plan its
     model inputs: each face found by ``aligner`` (or ``given``) warped into a ``canvas`` at working
-    ``size``, and the whole image unless the faces go on a white page (``background`` with landmarks)."""
+    ``size``, and the whole image unless the faces go on a white page (``background`` with landmarks).
+    With ``max_size``, the whole image and each face run at their own resolution between ``size`` and
+    ``max_size`` (:func:`native_size`)."""
     img = load_image(image)
     if face_crop:
         img, _ = aligner.crop(img)
@@ -216,19 +230,24 @@ def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[
     if found and background and not plan.background:
         logger.info("no person mask without mediapipe: the background is sketched too")
     if not plan.background:  # the whole image runs: alone, or as the base the faces go over
-        tensor, work = whole_input(img, size, in_channels)
+        whole_size = native_size(size, max_size, min(img.size))
+        tensor, work = whole_input(img, whole_size, in_channels)
         plan.whole, plan.whole_guide = 0, luminance(work)
         if not found and background:
             prob = aligner.person_mask(np.asarray(work.convert("RGB")))
             if prob is not None and float((prob > 0.5).mean()) >= MIN_PERSON:
-                plan.whole_mask = soft_mask(prob, size)
+                plan.whole_mask = soft_mask(prob, whole_size)
                 tensor = whiten(work, plan.whole_mask, in_channels)
         plan.inputs.append(tensor)
-    w, h = canvas_size(size, canvas)
-    edges = feather_edges((w, h), ramp=0.08 * size)
-    landmarks = canonical_points(size, canvas)  # where every aligned face has them
     for face in found:
         matrix = alignment_matrix(face, img.size, size, canvas)
+        # The canvas width at which this face is drawn at its own resolution: size / (canvas px per photo px).
+        face_size = native_size(size, max_size, size / np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+        if face_size != size:
+            matrix = alignment_matrix(face, img.size, face_size, canvas)
+        w, h = canvas_size(face_size, canvas)
+        edges = feather_edges((w, h), ramp=0.08 * face_size)
+        landmarks = canonical_points(face_size, canvas)  # where every aligned face has them
         warped = warp(rgb, matrix, (w, h), border=255.0)
         alpha, tensor = edges, None
         if plan.background:
@@ -236,7 +255,7 @@ def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[
             # The face itself must be "person": a segmenter that misses it (a drawing, a statue,
             # a face too small) would otherwise whiten the whole picture into a blank page.
             if prob is not None and float(np.median(sample(prob, landmarks))) >= 0.5:
-                mask = soft_mask(prob, size)
+                mask = soft_mask(prob, face_size)
                 alpha = edges * mask
                 tensor = whiten(Image.fromarray(warped), mask, in_channels)
             elif prob is not None:
@@ -270,11 +289,11 @@ def upscale(out: np.ndarray, guide: np.ndarray, guide_full: np.ndarray | None, p
     return np.clip(result[0] if out.ndim == 2 else np.stack(result, axis=-1), 0.0, 1.0)
 
 
-def compose(plan: Plan, outputs: list[torch.Tensor], *, size: int, upsample: str) -> Image.Image:
+def compose(plan: Plan, outputs: list[torch.Tensor], *, upsample: str) -> Image.Image:
     """The model ``outputs`` (one per ``plan.inputs``) made into one picture of ``plan.image``'s size."""
     img = plan.image
     if plan.whole is not None and not plan.faces and plan.whole_mask is None and (
-            upsample == "bicubic" or working_size(*img.size, size)[0] >= img.width):
+            upsample == "bicubic" or outputs[plan.whole].shape[-1] >= img.width):
         # Whole image, nothing to blend, no upscaling to guide: exactly the plain resize.
         out = tensor_to_pil(outputs[plan.whole])
         if out.size != img.size:

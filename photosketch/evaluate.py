@@ -37,9 +37,10 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from . import metrics
+from .compose import native_size
 from .data import STYLES_FILE, find_pairs, read_styles, split_root
 from .image import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil, to_mode
-from .pipeline import UPSAMPLERS, working_size
+from .pipeline import DEFAULT_SIZE, UPSAMPLERS, working_size
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def evaluate(
     style: str | None = None,
     floor: bool = False,
     pipeline: dict | None = None,
+    max_size: int | None = None,
 ) -> tuple[list[dict], list[tuple[Image.Image, Image.Image, Image.Image]], dict[str, float]]:
     """Score ``model`` on ``pairs`` -> (per-image rows, contact-sheet triples, timing).
 
@@ -213,6 +215,10 @@ def evaluate(
     ``pipeline``: run each input through :class:`~photosketch.pipeline.PhotoSketchPipeline` with these
     settings (e.g. ``{"align": True, "background": True, "upsample": "guided"}``) instead of the plain
     protocol (resize, model, resize back): how much the pipeline's preprocessing changes the scores.
+
+    ``max_size``: inputs with more resolution than ``size`` run at their own (shorter side), up to this
+    size, as :class:`~photosketch.pipeline.PhotoSketchPipeline`'s ``max_size`` does; ``None``: always
+    ``size`` (the literature's protocol), also through the pipeline.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -227,7 +233,8 @@ def evaluate(
     if pipeline is not None:
         from .pipeline import PhotoSketchPipeline
 
-        pipe = PhotoSketchPipeline(model, direction=direction, size=size, backend="torch", **pipeline)
+        pipe = PhotoSketchPipeline(model, direction=direction, size=size, backend="torch",
+                                   max_size=max(max_size or 0, size or DEFAULT_SIZE), **pipeline)
     rows, samples = [], []
     t_model = t_metrics = 0.0
     for index, (photo_path, sketch_path) in enumerate(tqdm(pairs, desc=f"evaluate {direction}", unit="img",
@@ -251,7 +258,8 @@ def evaluate(
         if pipe is not None:
             out = pipe(src, style=image_style).resize(gt.size, Image.BICUBIC)
         else:
-            out = _run_model(model, src, size, channels, image_style).resize(gt.size, Image.BICUBIC)
+            work = native_size(size, max_size, min(src.size)) if size else None
+            out = _run_model(model, src, work, channels, image_style).resize(gt.size, Image.BICUBIC)
         t1 = time.perf_counter()
         row = {"name": photo_path.stem, "input": str(src_path), "ground_truth": str(gt_path)}
         if styles is not None:
@@ -289,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split folder under --data_dir, if it has splits (default: test)")
     p.add_argument("--size", type=int, default=None,
                    help="working size: the input's shorter side is resized to it (default: the model's sample_size, else 256)")
+    p.add_argument("--max_size", type=int, default=None,
+                   help="inputs whose shorter side is larger than --size run at their own size, up to this one (what "
+                        "PhotoSketchPipeline's max_size does for photo->sketch; default: always --size, the literature's protocol)")
     p.add_argument("--sketch_source", choices=SKETCH_SOURCES, default="real",
                    help="sketch2photo input: the drawn sketches (real), line_drawing() of the ground-truth photos (lines) "
                         "or a few-stroke sparse_drawing() of them (sparse)")
@@ -326,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.size is not None and args.size < 8:
         return _fail(f"--size must be at least 8; got {args.size}")
+    if args.max_size is not None and args.max_size < (args.size or 8):
+        return _fail(f"--max_size must be at least --size; got {args.max_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.background and args.direction != "photo2sketch":
@@ -389,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows, samples, timing = evaluate(model, pairs, args.direction, size=size, styles=styles, num_samples=args.num_samples,
                                          progress=not args.quiet, sketch_source=args.sketch_source, style=style,
-                                         floor=args.floor, pipeline=pipeline)
+                                         floor=args.floor, pipeline=pipeline, max_size=args.max_size)
     except (ImageLoadError, ValueError) as exc:
         return _fail(str(exc))
     timing["total_s"] = time.perf_counter() - t0
@@ -410,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pairs_dir": str(base),
         "n": len(rows),
         "size": size,
+        "max_size": args.max_size,
         "input_channels": channels,
         "style": style,
         "pipeline": pipeline,

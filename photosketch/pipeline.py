@@ -59,6 +59,9 @@ DEFAULT_SIZE = 256
 #: The default style of a style-conditioned model: the first of these it draws (else its first
 #: style). Chosen by eye on real portraits (README "Styles"): dark continuous strokes on white.
 PREFERRED_STYLES = ("fs2k-2", "fs2k-3", "cufs", "fs2k-1")
+#: photo→sketch's default ``max_size`` as a multiple of the working size: on real portraits 1.5x
+#: drew eyes, glasses and hair more sharply than 1x, and 2x began to draw skin texture (README, Styles).
+MAX_SIZE_FACTOR = 1.5
 #: ``faces=``: sketch every face found, or only the largest.
 FACES = ("each", "largest")
 #: ``upsample=``: how a result smaller than the image is brought to full size.
@@ -103,6 +106,13 @@ class PhotoSketchPipeline:
             :mod:`photosketch.models` or a style from :mod:`photosketch.classical`).
         direction: ``"photo2sketch"`` or ``"sketch2photo"``; only used for defaults and messages.
         size: working size (shorter side, pixels); default: the model's ``sample_size`` or 256.
+        max_size: photos (or aligned faces) with more resolution than ``size`` run at their own
+            resolution, up to this working size (:func:`photosketch.compose.native_size`): a large
+            portrait keeps its eyes and hair sharper than at ``size``, a small one is never enlarged
+            beyond ``size``. Default for photo→sketch: :data:`MAX_SIZE_FACTOR` x ``size``
+            (further up the model, trained at ``size``, draws skin texture instead of strokes); for
+            sketch→photo ``size`` (a drawing's extra pixels are no extra detail). ``max_size=size``
+            always runs at ``size``.
         face_crop: crop to the largest face (with hair and chin) before running; the output then
             has the crop's size. Faces are found by OpenCV's Haar cascade, else (profiles, turned
             heads) by MediaPipe; no face = whole image.
@@ -150,6 +160,7 @@ class PhotoSketchPipeline:
         upsample: str | None = None,
         canvas: tuple[float, float, float, float] = CANVAS,
         frame: bool | None = None,
+        max_size: int | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -170,6 +181,8 @@ class PhotoSketchPipeline:
         self.num_threads = num_threads
         self.face_crop = bool(face_crop)
         to_sketch = direction == "photo2sketch"
+        self.max_size = self.check_max_size(
+            (round(MAX_SIZE_FACTOR * self.size) if to_sketch else self.size) if max_size is None else max_size)
         self.align = to_sketch if align is None else bool(align)
         self.background = self._check_background(to_sketch if background is None else bool(background))
         self.faces = self._check_faces(faces)
@@ -208,6 +221,12 @@ class PhotoSketchPipeline:
             raise ValueError("frame applies to sketch→photo drawings; photo→sketch aligns faces instead (align=True)")
         return frame
 
+    def check_max_size(self, max_size: int) -> int:
+        """``max_size`` when it is at least the working size; else a one-line ``ValueError``."""
+        if int(max_size) < self.size:
+            raise ValueError(f"max_size must be at least the working size ({self.size}); got {max_size}")
+        return int(max_size)
+
     @staticmethod
     def _check_faces(faces: str) -> str:
         if faces not in FACES:
@@ -236,6 +255,7 @@ class PhotoSketchPipeline:
         faces: str = "each",
         upsample: str | None = None,
         frame: bool | None = None,
+        max_size: int | None = None,
         **load_kwargs,
     ) -> PhotoSketchPipeline:
         """Build a pipeline from a registry name, a model folder or a Hub repo id.
@@ -263,7 +283,8 @@ class PhotoSketchPipeline:
         model = load_model(name_or_path, **load_kwargs)
         direction = direction or resolve_direction(name_or_path, model) or "photo2sketch"
         return cls(model, direction=direction, size=size, face_crop=face_crop, num_threads=num_threads, backend=backend,
-                   style=style, align=align, background=background, faces=faces, upsample=upsample, frame=frame)
+                   style=style, align=align, background=background, faces=faces, upsample=upsample, frame=frame,
+                   max_size=max_size)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -281,6 +302,7 @@ class PhotoSketchPipeline:
         found_faces: Sequence[Face] | None = None,
         seed: int | None = None,
         frame: bool | None = None,
+        max_size: int | None = None,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -296,6 +318,8 @@ class PhotoSketchPipeline:
             seed: sketch→photo only: "another face" for the same drawing, a skin tone and hair colour
                 picked by this seed (:mod:`photosketch.appearance`); ``None``: the model's own colours.
             frame: override the pipeline's ``frame`` for this call (sketch→photo only).
+            max_size: override the pipeline's ``max_size`` for this call (``pipe.size``: a fixed cost,
+                as the app's live webcam stream wants).
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -313,6 +337,7 @@ class PhotoSketchPipeline:
         align = self.align if align is None else bool(align)
         background = self.background if background is None else self._check_background(bool(background))
         faces = self.faces if faces is None else self._check_faces(faces)
+        max_size = self.max_size if max_size is None else self.check_max_size(max_size)
         if self.frame if frame is None else self._check_frame(bool(frame)):
             items = [frame_drawing(load_image(item)) for item in items]
 
@@ -327,7 +352,7 @@ class PhotoSketchPipeline:
         with _threads(self.num_threads):
             plans = [plan_image(item, size=self.size, in_channels=self.in_channels, canvas=self.canvas,
                                 aligner=self.aligner, face_crop=crop, align=align, background=background,
-                                faces=faces, given=found_faces) for item in items]
+                                faces=faces, given=found_faces, max_size=max_size) for item in items]
             jobs = [(p, j) for p, plan in enumerate(plans) for j in range(len(plan.inputs))]
             results: list[list[torch.Tensor | None]] = [[None] * len(plan.inputs) for plan in plans]
             # Inputs of the same size share a batch (aligned faces always do).
@@ -346,12 +371,12 @@ class PhotoSketchPipeline:
                         out = self._runner(batch, **kwargs).float().cpu()
                         for k, (p, j) in enumerate(chunk):
                             results[p][j] = out[k]
-            outputs = [compose(plan, res, size=self.size, upsample=self.upsample) for plan, res in zip(plans, results)]
+            outputs = [compose(plan, res, upsample=self.upsample) for plan, res in zip(plans, results)]
         if appearance is not None:
             outputs = [recolor(o, appearance) for o in outputs]
         return outputs[0] if single else outputs  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(model={type(self.model).__name__}, direction={self.direction!r}, "
-                f"size={self.size}, face_crop={self.face_crop}, align={self.align}, background={self.background}, "
+                f"size={self.size}, max_size={self.max_size}, face_crop={self.face_crop}, align={self.align}, background={self.background}, "
                 f"backend={self.backend!r}" + (f", style={self.style!r}" if self.style else "") + ")")

@@ -5,8 +5,10 @@
 
 Rows: each portrait (face-cropped by the pipeline, as the app does), and a black-and-white copy of
 the first one (``--grayscale_copy``), so a colour and a grayscale input can be compared. Columns:
-photo | pencil | the model in each of its styles | any ``--compare NAME=MODEL`` (e.g. the model it
-replaces, in its default style). Everything goes through the public ``PhotoSketchPipeline``.
+photo | pencil | the model in each of its styles (or the ``--styles`` named) | with ``--fixed_size``, each
+again at the model's working size alone (``max_size`` = ``size``: how the pipeline ran before large
+portraits ran at their own resolution) | any ``--compare NAME=MODEL`` (e.g. the model it replaces, in its
+default style). Everything goes through the public ``PhotoSketchPipeline``.
 
 ``--previews DIR`` also writes ``DIR/<style>.jpg``, the first portrait in each style: the small
 pictures the app's style picker shows.
@@ -32,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--portraits", type=Path, required=True, help="a folder of portrait photos")
     p.add_argument("--model", default="photo2sketch", help="registry name, folder or Hub id of a photo→sketch model")
     p.add_argument("--compare", nargs="*", default=[], metavar="NAME=MODEL", help="extra columns: other models")
+    p.add_argument("--styles", nargs="*", default=None, metavar="STYLE", help="only these styles of --model (default: all)")
+    p.add_argument("--fixed_size", action=argparse.BooleanOptionalAction, default=False,
+                   help="also each style at the model's working size only (max_size = size)")
     p.add_argument("--output", type=Path, default=Path("docs/styles-portraits.jpg"))
     p.add_argument("--previews", type=Path, default=None, help="write DIR/<style>.jpg previews for the app")
     p.add_argument("--preview_size", type=int, default=160)
@@ -84,17 +89,24 @@ def main(argv=None) -> int:
     for spec in args.compare:
         name, _, path = spec.partition("=")
         others.append((name, PhotoSketchPipeline.from_pretrained(path or name, face_crop=True)))
-    styles = list(model.styles) or [None]
+    try:
+        styles = [model.check_style(s) for s in args.styles] if args.styles else (list(model.styles) or [None])
+    except ValueError as exc:  # an unknown style: the model's one-line message, listing the valid ones
+        raise SystemExit(f"--styles: {exc}") from None
 
     if args.grayscale_copy:
         photos.insert(1, (f"{photos[0][0]} (black and white)", ImageOps.grayscale(photos[0][1]).convert("RGB")))
-    columns = ["photo", "pencil (classical)"] + [f"{args.model}: {s}" if s else args.model for s in styles]
+    titles = [f"{args.model}: {s}" if s else args.model for s in styles]
+    columns = ["photo", "pencil (classical)"] + titles
+    columns += [f"{t}, {model.size} px only" for t in titles] if args.fixed_size else []
     columns += [name for name, _ in others]
     rows = []
     aligner = model.aligner  # the pipelines' face finder: the crop they sketch
     for _, photo in photos:
         crop, _ = aligner.crop(photo)
-        row = [crop, pencil(photo)] + [model(photo, style=s) if s else model(photo) for s in styles]
+        row = [crop, pencil(photo)] + [model(photo, style=s) for s in styles]
+        if args.fixed_size:
+            row += [model(photo, style=s, max_size=model.size) for s in styles]
         rows.append(row + [pipe(photo) for _, pipe in others])
 
     if args.previews is not None and styles != [None]:

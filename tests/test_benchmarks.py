@@ -39,6 +39,7 @@ def test_quick_cli_lists_every_generator_with_resnet9_ratio():
     assert rows["resnet"][-2] == "1.00x" and rows["resnet"][-1] == "0.0e+00"  # the reference against itself
     assert all(float(rows[name][-2].rstrip("x")) > 0 for name in GENERATORS)
     assert "End-to-end pipeline" in proc.stdout
+    assert "| xdog | aligned + background, at the model's size only | " in proc.stdout  # max_size = the pipeline's size
 
 
 def test_models_filter_keeps_reference_and_writes_json(latency, tmp_path, capsys):

@@ -165,6 +165,19 @@ def test_align_background_and_faces_flags(tmp_path, capsys, monkeypatch):
         main(["to-photo", "x.png", "-o", "out", "--background"])  # photo->sketch only
 
 
+def test_max_size_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_face((400, 300)).save(tmp_path / "x.png")
+    assert main(["to-sketch", "x.png", "-o", "fixed", "--model", "pencil", "--size", "64", "--max-size", "64", "-q"]) == 0
+    assert main(["to-sketch", "x.png", "-o", "own", "--model", "pencil", "--size", "64", "--max-size", "300", "-q",
+                 "--no-align", "--no-background"]) == 0
+    fixed, own = (Image.open(tmp_path / d / "x.png") for d in ("fixed", "own"))
+    assert fixed.size == own.size == (400, 300)
+    assert main(["to-sketch", "x.png", "-o", "bad", "--size", "64", "--max-size", "10", "--model", "pencil"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-size: max_size must be at least the working size (64); got 10" in err and len(err.strip().splitlines()) == 1
+
+
 def test_style_flag(inputs, tmp_path, capsys):
     import numpy as np
     import torch

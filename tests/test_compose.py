@@ -14,6 +14,7 @@ from photosketch.compose import (
     frame_drawing,
     guided_coefficients,
     luminance,
+    native_size,
     plan_image,
     sample,
     soft_mask,
@@ -51,7 +52,7 @@ def test_no_face_plans_one_whole_image_input(caplog):
     assert tuple(tensor.shape) == (3, *reversed(working_size(160, 120, 32)))  # (3, 32, 43)
     assert plan.whole_guide.shape == (32, 43) and 0.0 <= plan.whole_guide.min() <= plan.whole_guide.max() <= 1.0
     # compose with the input itself as "output": the plain resize back to the image's size.
-    out = compose(plan, [tensor[:1]], size=32, upsample="bicubic")
+    out = compose(plan, [tensor[:1]], upsample="bicubic")
     assert out.size == scene.size and out.mode == "L"
 
 
@@ -66,7 +67,7 @@ def test_a_given_face_plans_a_canvas_and_composes_back_at_full_size():
     assert job.alpha.shape == job.guide.shape == (h, w)
     white = [torch.ones(1, *t.shape[1:]) for t in plan.inputs]
     for upsample in ("guided", "bicubic"):
-        out = np.asarray(compose(plan, white, size=32, upsample=upsample))
+        out = np.asarray(compose(plan, white, upsample=upsample))
         assert out.shape == (160, 200) and out.min() >= 254  # white in, white out, faces blended in
     # "largest" keeps one face; no alignment plans none.
     assert len(_plan(photo, _NoFaces(), given=[face, face], faces="largest").faces) == 1
@@ -85,8 +86,33 @@ def test_faces_on_a_white_page_have_no_whole_image_input():
     plan = _plan(photo, _Masked(), given=[face], background=True)
     assert plan.background and plan.whole is None and isinstance(plan, Plan) and len(plan.inputs) == 1
     black = [-torch.ones(1, *plan.inputs[0].shape[1:])]
-    out = np.asarray(compose(plan, black, size=32, upsample="guided"))
+    out = np.asarray(compose(plan, black, upsample="guided"))
     assert out.shape == (120, 120) and out[60, 60] < 50 and out[0, 0] == 255  # the face is drawn, the page white
+
+
+def test_native_size_follows_the_content_between_size_and_max_size():
+    assert native_size(256, 384, 200.0) == 256  # a small face is never enlarged past the model's size
+    assert native_size(256, 384, 300.4) == 300  # its own resolution
+    assert native_size(256, 384, 900.0) == 384  # capped
+    assert native_size(256, None, 900.0) == native_size(256, 256, 900.0) == 256  # off
+
+
+def test_max_size_runs_large_images_and_faces_at_their_own_resolution():
+    scene = Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1))).convert("RGB")
+    assert tuple(_plan(scene, _NoFaces(), max_size=200).inputs[0].shape[1:]) == (120, 160)  # its own 120 px
+    assert tuple(_plan(scene, _NoFaces(), max_size=48).inputs[0].shape[1:]) == (48, 64)  # capped at 48
+    assert tuple(_plan(scene, _NoFaces()).inputs[0].shape[1:]) == (32, 43)  # default: the working size
+    # A face 60 px between the eyes: at 32 px its canvas shrinks it; with room it is drawn at its own scale.
+    photo = make_face((400, 320))
+    face = Face(np.array([[170.0, 170.0], [230.0, 170.0], [200.0, 200.0], [200.0, 230.0]]), (130, 120, 140, 160), "mesh")
+    plan = _plan(photo, _NoFaces(), given=[face], max_size=512)
+    job = plan.faces[0]
+    scale = np.sqrt(abs(np.linalg.det(job.matrix[:, :2])))
+    assert 32 < plan.inputs[1].shape[2] < 512 and abs(scale - 1.0) < 0.01  # canvas px = photo px
+    w, h = canvas_size(plan.inputs[1].shape[2], CANVAS)
+    assert tuple(plan.inputs[1].shape[1:]) == (h, w) and job.alpha.shape == job.guide.shape == (h, w)
+    white = [torch.ones(1, *t.shape[1:]) for t in plan.inputs]
+    assert np.asarray(compose(plan, white, upsample="guided")).shape == (320, 400)
 
 
 def test_soft_mask_is_a_feathered_weight_in_0_1():

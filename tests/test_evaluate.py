@@ -170,3 +170,18 @@ def test_through_the_pipeline_with_alignment(paired, tmp_path, capsys):
     assert [row["l1"] for row in piped["per_image"]] != [row["l1"] for row in plain["per_image"]]
     assert main([*common, "--direction", "sketch2photo", "--background"]) == 2
     assert "--background applies to --direction photo2sketch only" in capsys.readouterr().err
+
+
+def test_max_size_runs_larger_inputs_at_their_own_size(paired, tmp_path, capsys):
+    """--max_size: a 48 x 40 photo runs at 40 px instead of --size 32 (as PhotoSketchPipeline's max_size)."""
+    common = ["--data_dir", str(paired), "--direction", "photo2sketch", "--model", "xdog", "--size", "32", "--quiet"]
+    assert main([*common, "--output_dir", str(tmp_path / "fixed")]) == 0
+    assert main([*common, "--output_dir", str(tmp_path / "own"), "--max_size", "64"]) == 0
+    fixed, own = _results(tmp_path / "fixed"), _results(tmp_path / "own")
+    assert fixed["max_size"] is None and own["max_size"] == 64
+    assert [row["l1"] for row in own["per_image"]] != [row["l1"] for row in fixed["per_image"]]
+    # Capped at the input's own size: --max_size 40 and 64 run the same 40-px images.
+    assert main([*common, "--output_dir", str(tmp_path / "cap"), "--max_size", "40"]) == 0
+    assert [row["l1"] for row in _results(tmp_path / "cap")["per_image"]] == [row["l1"] for row in own["per_image"]]
+    assert main([*common, "--max_size", "16"]) == 2
+    assert "--max_size must be at least --size" in capsys.readouterr().err

@@ -32,3 +32,18 @@ def test_drawing_sheet_puts_each_example_drawing_through_each_model(tmp_path):
 def test_sheets_refuse_a_missing_portrait_folder_in_one_line(tmp_path):
     done = run("make_style_sheet.py", "--portraits", tmp_path / "none", "--output", tmp_path / "s.jpg")
     assert done.returncode == 1 and done.stderr.strip() == f"{tmp_path / 'none'}: no such folder"
+
+
+def test_style_sheet_with_named_styles_and_the_fixed_size_columns(tmp_path):
+    from conftest import make_face
+
+    (tmp_path / "portraits").mkdir()
+    make_face((400, 320)).save(tmp_path / "portraits" / "face.png")
+    done = run("make_style_sheet.py", "--portraits", tmp_path / "portraits", "--output", tmp_path / "s.jpg", "--cell", "64",
+               "--styles", "fs2k-2", "--fixed_size")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 portraits x 3 styles" in done.stderr  # pencil, fs2k-2, fs2k-2 at 256 px only; the face and its B&W copy
+    assert Image.open(tmp_path / "s.jpg").height == 18 + 2 * 64
+    done = run("make_style_sheet.py", "--portraits", tmp_path / "portraits", "--output", tmp_path / "t.jpg", "--styles", "nope")
+    assert done.returncode == 1 and done.stderr.strip().startswith("--styles: ") and "nope" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

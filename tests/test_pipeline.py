@@ -360,7 +360,9 @@ def test_each_face_or_the_largest():
     group = Image.new("RGB", (640, 320), (200, 200, 200))
     group.paste(face, (20, 35))
     group.paste(face.resize((147, 175)), (420, 90))  # a second, smaller face
-    pipe = PhotoSketchPipeline(XDoG(), size=64)
+    # max_size = size: both faces at 64 px, as alone (at their own resolution the two batch differently
+    # from the one, which moves a few pixels by 1/255).
+    pipe = PhotoSketchPipeline(XDoG(), size=64, max_size=64)
     assert len(pipe.aligner.detect(group)) == 2
     each = np.asarray(pipe(group))
     largest = np.asarray(pipe(group, faces="largest"))
@@ -391,6 +393,33 @@ def test_guided_upsampling_is_sharper_than_bicubic():
     same = [np.asarray(PhotoSketchPipeline(_Gray(), size=256, align=False, background=False, upsample=m)(photo))
             for m in ("bicubic", "guided")]
     assert np.array_equal(same[0], same[1])
+
+
+class _Shapes(_Gray):
+    """:class:`_Gray` that records the size of every batch it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+def test_max_size_runs_large_photos_at_their_own_resolution():
+    assert PhotoSketchPipeline(XDoG(), size=64).max_size == 96  # photo→sketch: 1.5 x size
+    assert PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", size=64).max_size == 64  # drawings: off
+    with pytest.raises(ValueError, match="max_size must be at least the working size"):
+        PhotoSketchPipeline(XDoG(), size=64, max_size=32)
+    model = _Shapes()
+    pipe = PhotoSketchPipeline(model, size=32, align=False, background=False, backend="torch")
+    photo = np.full((256, 320, 3), 128, np.uint8)
+    assert pipe(photo).size == (320, 256)
+    pipe(photo, max_size=32)  # this call at the working size
+    pipe(photo[:20, :25])  # small: enlarged to the working size only
+    assert model.seen == [(48, 60), (32, 40), (32, 40)]
+    assert "max_size=48" in repr(pipe)
 
 
 def test_found_faces_skip_detection(monkeypatch):
