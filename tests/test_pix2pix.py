@@ -259,7 +259,7 @@ def test_max_train_minutes_refits_when_the_first_minutes_were_slow(data_dir, tmp
 
     def clock():
         readings["n"] += 1
-        readings["t"] += 2.0 if readings["n"] <= 20 else 0.5
+        readings["t"] += 2.0 if readings["n"] <= 8 else 0.5  # fast again before the LR starts to decay
         return readings["t"]
 
     monkeypatch.setattr(time, "monotonic", clock)
@@ -271,6 +271,31 @@ def test_max_train_minutes_refits_when_the_first_minutes_were_slow(data_dir, tmp
     assert len(fits) >= 2 and fits[-1] > fits[0]  # the horizon grew once the steps got faster
     assert logs[-1]["step"] > fits[0]
     assert "--max_train_minutes 1 spent" in caplog.text or logs[-1]["step"] == fits[-1]
+
+
+def test_max_train_minutes_fits_the_pace_of_the_later_steps(data_dir, tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+    import re
+    import time
+
+    # A clock 4x faster for its first readings (cheap first steps, as --d_warmup_steps' D-only ones): a
+    # horizon from the average pace since the start would overshoot the budget, so the run would be cut
+    # off with its LR still high instead of ending on its fitted horizon with the LR decayed to zero.
+    readings = {"n": 0, "t": 0.0}
+
+    def clock():
+        readings["n"] += 1
+        readings["t"] += 0.5 if readings["n"] <= 40 else 2.0
+        return readings["t"]
+
+    monkeypatch.setattr(time, "monotonic", clock)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.DEBUG):
+        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "2", "--checkpointing_steps", "0")
+    fits = [int(m) for m in re.findall(r"(\d+) steps fit in", caplog.text)]
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    assert fits and logs[-1]["step"] == fits[-1] and logs[-1]["lr"] == 0.0
 
 
 def test_init_weights_warm_starts_the_generator(data_dir, tmp_path):

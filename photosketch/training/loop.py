@@ -105,6 +105,7 @@ class TrainingLoop:
         self._horizon_fitted = False
         self.step_cap = max_train_steps  # --max_train_steps / --num_epochs: a fitted horizon never passes it
         self._t_second: tuple[int, float] | None = None  # (step, elapsed s) once the first step is done
+        self._pace: list[tuple[int, float]] = []  # (step, elapsed s) at each budget check
 
     @property
     def global_step(self) -> int:
@@ -128,6 +129,7 @@ class TrainingLoop:
             self.budget_spent = True
             log_main(logging.INFO, "--max_train_minutes %g spent at step %d", self.args.max_train_minutes, step)
             return
+        self._pace.append((step, elapsed))
         if self._t_second is None or step - self._t_second[0] < 2 or elapsed < 0.1 * self.budget_s:
             return
         # Refit at every logging step until the LR starts to decay, not just once at 10 %: a run whose
@@ -137,10 +139,16 @@ class TrainingLoop:
         decay_from = getattr(self.args, "decay_start_fraction", 0.5) * self.max_train_steps
         if self._horizon_fitted and step >= decay_from:
             return
-        # Time per step from the second step on: the first one carries start-up (cuDNN autotuning,
-        # compilation, allocator warm-up) and would make the estimate too pessimistic.
-        t_step, t_time = self._t_second
-        per_step = (elapsed - t_time) / (step - t_step)
+        # Time per step over the last 10 % of the budget (at first: since the second step, as the first
+        # carries start-up: cuDNN autotuning, compilation, allocator warm-up). Recent steps predict the
+        # rest better than an average since the start: earlier ones may have run at another pace (a busy
+        # machine, --d_warmup_steps' cheaper D-only steps).
+        r_step, r_time = self._t_second
+        for s, e in self._pace:
+            if e >= elapsed - 0.1 * self.budget_s and s >= r_step and step - s >= 2:
+                r_step, r_time = s, e
+                break
+        per_step = (elapsed - r_time) / (step - r_step)
         fit = min(self.step_cap, step + int((self.budget_s - elapsed) / per_step))
         first, previous = not self._horizon_fitted, self.max_train_steps
         self._horizon_fitted = True
