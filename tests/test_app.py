@@ -404,3 +404,26 @@ def test_live_alignment_tracks_the_face_between_frames(monkeypatch):
     assert len(calls) == 2  # found on the first frame, then again LIVE_TRACK_EVERY frames later
     # Alignment off: no track, as before.
     assert sketch_app.live_sketch(frame, "xdog", True, 0.5)[1] is None
+
+
+def test_live_frames_run_at_the_model_size_and_uploads_at_their_own():
+    import torch
+
+    from photosketch import PhotoSketchPipeline
+
+    class Shapes(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(tuple(x.shape[-2:]))
+            return x[:, :1]
+
+    model = Shapes()
+    sketch_app = space.SketchApp(loader=lambda name: PhotoSketchPipeline(model, size=64, backend="torch", align=False,
+                                                                         background=False))
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    sketch_app.live_sketch(frame, "m", False, 0.5)  # shrunk to 320 x 240, run at the model's 64 px
+    sketch_app._sketch(Image.fromarray(frame), "m", False, None, notify=False)  # an upload: up to 1.5 x 64
+    assert model.seen == [(64, 85), (96, 128)]
