@@ -381,9 +381,10 @@ def _compare_fixed_frame(page, tmp_path, engine: str = "auto") -> dict:
 
     crop = frame.crop((100, 0, 900, 800))  # the centre square
     pipe = PhotoSketchPipeline.from_pretrained(app_browser.BROWSER_MODEL, num_threads=1)
-    # The browser mode sketches a fixed centre square as it is (no landmark alignment, no background mask):
-    # the same as the pipeline with those off.
-    python_sketch = np.asarray(pipe(crop, face_crop=False, align=False, background=False), dtype=np.int16)
+    # The browser mode sketches a fixed centre square as it is (no landmark alignment, no background mask), at the
+    # student's own size like the app's live stream: the same as the pipeline with those off and max_size=size.
+    python_sketch = np.asarray(pipe(crop, face_crop=False, align=False, background=False, max_size=pipe.size),
+                               dtype=np.int16)
     assert browser_sketch.shape == python_sketch.shape == (800, 800)
     assert python_sketch.std() > 10  # a real sketch, not a flat image two runs could agree on by accident
     diff = np.abs(browser_sketch - python_sketch)
