@@ -247,54 +247,42 @@ def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path, monke
     assert logs[-1]["step"] < 100000 and logs[-1]["lr"] < 2e-4  # stopped early, with the LR decayed toward 0
 
 
-def test_max_train_minutes_refits_when_the_first_minutes_were_slow(data_dir, tmp_path, monkeypatch, caplog):
-    import json
-    import logging
+def _run_on_a_two_pace_clock(data_dir, out, monkeypatch, caplog, minutes, first_readings, first_dt, later_dt):
+    """Train on a clock that moves ``first_dt`` s per reading for the first readings, then ``later_dt``:
+    the budget logic sees the same run however busy the machine is. Returns (fitted horizons, log rows)."""
     import re
     import time
 
-    # A clock 4x slower for its first readings (as if another job held the CPU at the start): a
-    # horizon fitted once, at 10 % of the budget, would stop the run long before the budget is spent.
     readings = {"n": 0, "t": 0.0}
 
     def clock():
         readings["n"] += 1
-        readings["t"] += 2.0 if readings["n"] <= 8 else 0.5  # fast again before the LR starts to decay
+        readings["t"] += first_dt if readings["n"] <= first_readings else later_dt
         return readings["t"]
 
     monkeypatch.setattr(time, "monotonic", clock)
-    out = tmp_path / "run"
     with caplog.at_level(logging.DEBUG):
-        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "1", "--checkpointing_steps", "0")
+        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", str(minutes),
+            "--checkpointing_steps", "0")
     fits = [int(m) for m in re.findall(r"(\d+) steps fit in", caplog.text)]
-    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    return fits, [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+
+
+def test_max_train_minutes_refits_when_the_first_minutes_were_slow(data_dir, tmp_path, monkeypatch, caplog):
+    # A clock 4x slower for its first readings (as if another job held the CPU at the start), fast again
+    # before the LR starts to decay: a horizon fitted once, at 10 % of the budget, would stop the run long
+    # before the budget is spent.
+    fits, logs = _run_on_a_two_pace_clock(data_dir, tmp_path / "run", monkeypatch, caplog, 1, 8, 2.0, 0.5)
     assert len(fits) >= 2 and fits[-1] > fits[0]  # the horizon grew once the steps got faster
     assert logs[-1]["step"] > fits[0]
     assert "--max_train_minutes 1 spent" in caplog.text or logs[-1]["step"] == fits[-1]
 
 
 def test_max_train_minutes_fits_the_pace_of_the_later_steps(data_dir, tmp_path, monkeypatch, caplog):
-    import json
-    import logging
-    import re
-    import time
-
     # A clock 4x faster for its first readings (cheap first steps, as --d_warmup_steps' D-only ones): a
     # horizon from the average pace since the start would overshoot the budget, so the run would be cut
     # off with its LR still high instead of ending on its fitted horizon with the LR decayed to zero.
-    readings = {"n": 0, "t": 0.0}
-
-    def clock():
-        readings["n"] += 1
-        readings["t"] += 0.5 if readings["n"] <= 40 else 2.0
-        return readings["t"]
-
-    monkeypatch.setattr(time, "monotonic", clock)
-    out = tmp_path / "run"
-    with caplog.at_level(logging.DEBUG):
-        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "2", "--checkpointing_steps", "0")
-    fits = [int(m) for m in re.findall(r"(\d+) steps fit in", caplog.text)]
-    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    fits, logs = _run_on_a_two_pace_clock(data_dir, tmp_path / "run", monkeypatch, caplog, 2, 40, 0.5, 2.0)
     assert fits and logs[-1]["step"] == fits[-1] and logs[-1]["lr"] == 0.0
 
 
