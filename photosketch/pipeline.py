@@ -60,7 +60,8 @@ DEFAULT_SIZE = 256
 #: style). Chosen by eye on real portraits (README "Styles"): dark continuous strokes on white.
 PREFERRED_STYLES = ("fs2k-2", "fs2k-3", "cufs", "fs2k-1")
 #: photo→sketch's default ``max_size`` as a multiple of the working size: on real portraits 1.5x
-#: drew eyes, glasses and hair more sharply than 1x, and 2x began to draw skin texture (README, Styles).
+#: drew eyes, glasses and hair more sharply than 1x, and 2x began to draw skin texture (README, "Large
+#: portraits at their own resolution").
 MAX_SIZE_FACTOR = 1.5
 #: ``faces=``: sketch every face found, or only the largest.
 FACES = ("each", "largest")
