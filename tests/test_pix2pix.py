@@ -231,6 +231,46 @@ def test_style_conditioning_needs_a_style_for_every_pair(data_dir, capsys):
     assert "needs a style for every training pair" in capsys.readouterr().err
 
 
+def test_finetune_style_trains_one_style_and_leaves_the_others_bit_identical(tmp_path):
+    data = _styled_pairs(tmp_path / "data")
+    common = ["--resolution", "64", "--ngf", "8", "--ndf", "8", "--generator", "resnet", "--n_blocks", "2",
+              "--train_batch_size", "2", "--report_to", "none", "--checkpointing_steps", "0", "--validation_steps", "0",
+              "--logging_steps", "1", "--use_ema", "--ema_decay", "0.9"]
+    styled = pix2pix.main(pix2pix.parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "a"), *common,
+                                              "--max_train_steps", "3", "--style_conditioning"]))
+    only_b = _styled_pairs(tmp_path / "only_b")
+    (only_b / "train" / "styles.csv").write_text("name,style\n" + "".join(f"{i:02d},b\n" for i in range(6)))
+    tuned = pix2pix.main(pix2pix.parse_args(["--data_dir", str(only_b), "--output_dir", str(tmp_path / "b"), *common,
+                                             "--max_train_steps", "3", "--init_weights", str(styled),
+                                             "--finetune_style", "b", "--learning_rate", "1e-2"]))
+    before, after = load_generator(styled).eval(), load_generator(tuned).eval()
+    assert after.styles == ("a", "b")  # the model's styles, not just the data's one
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(before(x, style="a"), after(x, style="a"))  # the other style: bit-identical
+        assert not torch.allclose(before(x, style="b"), after(x, style="b"))  # the tuned one moved
+    a, b = load_file(str(styled / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
+    changed = sorted(k for k in a if not torch.equal(a[k], b[k]))
+    assert changed and all(k.endswith(".film.weight") for k in changed)  # nothing but the style layers
+    assert "only the `b` style" in (tuned / "README.md").read_text()
+
+
+def test_finetune_style_usage_errors(tmp_path, capsys):
+    data = _styled_pairs(tmp_path / "data")
+    styled = pix2pix.main(pix2pix.parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "a"), "--resolution", "32",
+                                              "--ngf", "8", "--ndf", "8", "--report_to", "none", "--max_train_steps", "1",
+                                              "--checkpointing_steps", "0", "--validation_steps", "0", "--style_conditioning"]))
+    cases = [([], "needs --init_weights"),
+             (["--init_weights", str(styled), "--finetune_style", "c"], "has the styles a, b"),
+             (["--init_weights", str(styled)], "the data also holds a pairs"),
+             (["--init_weights", str(styled), "--adam_weight_decay", "0.01"], "--adam_weight_decay 0")]
+    for extra, message in cases:
+        argv = ["--data_dir", str(data), "--finetune_style", "b", *extra]
+        with pytest.raises(SystemExit):
+            pix2pix.parse_args(argv)
+        assert message in capsys.readouterr().err, extra
+
+
 def test_max_train_minutes_stops_and_fits_the_schedule(data_dir, tmp_path, monkeypatch):
     import itertools
     import time

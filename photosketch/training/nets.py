@@ -65,6 +65,39 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Mod
     return generator
 
 
+def train_only_style(generator: nn.Module, style: str) -> list[nn.Parameter]:
+    """``--finetune_style``: freeze the generator except one style's scale and shift, and return those.
+
+    In a conditional norm a style *is* its per-channel scale and shift (Dumoulin et al. 2017, sec. 2.2:
+    "it is sufficient to specialize scaling and shifting parameters after normalization to each specific
+    style"). With one-hot style weights that is column ``j`` of every :class:`StyleNorm`'s ``film``
+    weight; the convolutions and the shared ``film`` bias stay frozen, and a gradient hook keeps every
+    other column's gradient at zero, so Adam (moments zero, no weight decay) leaves the other styles
+    bit-identical. A few thousand parameters to fit instead of a whole generator: the adaptation a few
+    CPU-hours on one style's pairs can afford, without putting the other styles at risk.
+    """
+    j = generator.style_index(style)
+    for p in generator.parameters():
+        p.requires_grad_(False)
+
+    def keep_column(grad: torch.Tensor) -> torch.Tensor:
+        masked = torch.zeros_like(grad)
+        masked[:, j] = grad[:, j]
+        return masked
+
+    params = []
+    for m in generator.modules():
+        if isinstance(m, StyleNorm):
+            m.film.weight.requires_grad_(True)
+            m.film.weight.register_hook(keep_column)
+            params.append(m.film.weight)
+    if not params:
+        raise ValueError(f"{type(generator).__name__} has no style layers to fine-tune")
+    logger.info("--finetune_style %s: training %d of %d parameters (that style's scale and shift in %d conditional norms)",
+                style, sum(p.shape[0] for p in params), sum(p.numel() for p in generator.parameters()), len(params))
+    return params
+
+
 def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int, styles: Sequence[str] | None = None) -> dict:
     """Constructor arguments of ``--generator`` from the command line (only those it takes)."""
     kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels, "ngf": args.ngf, "sample_size": args.resolution}
