@@ -45,9 +45,9 @@ def _add_run_args(p: argparse.ArgumentParser, direction: str) -> None:
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
                    help="warp each face to the training data's layout (eyes, nose, mouth) and back "
                         f"(default: {'on' if on else 'off'}; no face found: the whole image)")
-    if on:
-        p.add_argument("--background", action=argparse.BooleanOptionalAction, default=None,
-                       help="whiten the background around the person so clutter is not drawn (default: on)")
+    p.add_argument("--background", action=argparse.BooleanOptionalAction, default=None,
+                   help="whiten the background around the person so clutter is not drawn (default: on)" if on else
+                        "paint the background one even colour instead of the model's blotches (default: on)")
     p.add_argument("--faces", choices=("each", "largest"), default="each",
                    help="with --align: sketch each face found or only the largest (default: each)")
     p.add_argument("--strength", type=float, default=None, help="line strength / darkness in [0, 1] (classical styles)")

@@ -37,8 +37,8 @@ from .align import (
 )
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
 
-__all__ = ["MAX_ASPECT", "FaceJob", "Plan", "compose", "frame_drawing", "guided_coefficients", "native_size", "plan_image",
-           "working_size"]
+__all__ = ["MAX_ASPECT", "FaceJob", "Plan", "compose", "even_backdrop", "frame_drawing", "guided_coefficients", "native_size",
+           "plan_image", "working_size"]
 
 # Its notices ("no face found", ...) are the pipeline's: logged under its name, as before the split.
 logger = logging.getLogger("photosketch.pipeline")
@@ -51,6 +51,9 @@ GUIDED_RADIUS = 2
 GUIDED_EPS = 1e-3
 #: Background whitening is skipped when the person mask covers less than this share of the picture.
 MIN_PERSON = 0.05
+#: Sketch→photo's even backdrop: the person mask is computed on a copy at most this many pixels on its
+#: longer side (MediaPipe's segmenter works at 256 x 256 anyway), then enlarged.
+BACKDROP_MASK_SIDE = 256
 
 
 def working_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -205,6 +208,36 @@ def frame_drawing(img: Image.Image, *, ink: int = 160) -> Image.Image:
     source = img if img.mode not in ("1", "P") else img.convert("L")
     return source.transform((w, h), Image.Transform.EXTENT, (cx - half_w, cy - half_h, cx + half_w, cy + half_h),
                             resample=Image.Resampling.BICUBIC, fillcolor=white)
+
+
+def even_backdrop(photo: Image.Image, aligner: FaceAligner, *, source: Image.Image | None = None) -> Image.Image:
+    """A generated photo (sketch→photo) with its painted background replaced by one even colour.
+
+    The sketch→photo models learned FS2K's backgrounds, which they paint as blotchy, textured blue and
+    grey around the person whatever the drawing shows there. MediaPipe's person mask of the *generated*
+    photo (:meth:`~photosketch.align.FaceAligner.person_mask`) separates the painted person from that
+    background; the background becomes the median colour the model painted there (its own choice of
+    tone, without the blotches), blended through the mask's feathered edge (:func:`soft_mask`).
+    ``source`` (same size) is the photo the mask and colour are taken from, by default ``photo``: the
+    pipeline passes the model's own output, so a recoloured face ("another face") keeps the same backdrop.
+    Unchanged without MediaPipe, or when the mask finds almost no person or almost no background.
+    """
+    import cv2
+
+    rgb = np.asarray(photo.convert("RGB"))
+    seen = rgb if source is None else np.asarray(source.convert("RGB"))
+    h, w = seen.shape[:2]
+    scale = min(1.0, BACKDROP_MASK_SIDE / max(h, w))
+    small = seen if scale == 1.0 else cv2.resize(seen, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                  interpolation=cv2.INTER_AREA)
+    prob = aligner.person_mask(small)
+    if prob is None or not MIN_PERSON <= float((prob > 0.5).mean()) <= 1.0 - MIN_PERSON or not (prob < 0.3).any():
+        return photo.convert("RGB")
+    colour = np.median(small[prob < 0.3].reshape(-1, 3), axis=0).astype(np.float32)
+    prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR) if scale != 1.0 else prob
+    keep = soft_mask(prob, min(h, w))[..., None]
+    out = rgb.astype(np.float32) * keep + colour * (1.0 - keep)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
 def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[float, float, float, float],

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
                    help="run through PhotoSketchPipeline with face alignment (default: off, the literature's protocol)")
     p.add_argument("--background", action=argparse.BooleanOptionalAction, default=False,
-                   help="run through PhotoSketchPipeline with background whitening (photo2sketch; default: off)")
+                   help="run through PhotoSketchPipeline with its background step: photo2sketch whitens the background "
+                        "around the person, sketch2photo evens the painted background to one colour (default: off)")
     p.add_argument("--upsample", choices=UPSAMPLERS, default="bicubic",
                    help="how outputs smaller than the ground truth are enlarged (guided: PhotoSketchPipeline's "
                         "guided filter; default: bicubic, the protocol)")
@@ -341,9 +342,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"--max_size must be at least --size; got {args.max_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.background and args.direction != "photo2sketch":
-        return _fail("--background applies to --direction photo2sketch only")
-
     try:
         pairs = find_pairs(args.data_dir, args.split)
         base = split_root(args.data_dir, args.split)
@@ -394,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipeline = None
     if args.align or args.background or args.upsample != "bicubic":
         pipeline = {"align": args.align, "background": args.background, "upsample": args.upsample}
+        if args.direction == "sketch2photo":
+            pipeline["frame"] = False  # test sketches fill their page; framing would only move them
     default_out = Path("outputs") / "eval" / f"{Path(args.model.rstrip('/')).name}_{args.direction}"
     out_dir = Path(args.output_dir or default_out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from torch import nn
 from .align import CANVAS, Face, FaceAligner
 from .appearance import Appearance, recolor
 # MAX_ASPECT and working_size live with the planning; importable from here as before.
-from .compose import MAX_ASPECT, compose, frame_drawing, plan_image, working_size  # noqa: F401
+from .compose import MAX_ASPECT, compose, even_backdrop, frame_drawing, plan_image, working_size  # noqa: F401
 from .hub import DIRECTIONS, MODELS, default_model, load_model, resolve_direction
 from .image import ImageInput, load_image
 from .runtime import OnnxRunner, make_runner
@@ -128,10 +128,12 @@ class PhotoSketchPipeline:
         align: warp each face to the training layout before the model and back afterwards
             (:mod:`photosketch.align`); faces come from MediaPipe's landmarks, else OpenCV's Haar
             box; no face = the whole image. Default: on for photo→sketch, off for sketch→photo.
-        background: photo→sketch only: whiten the background with a person mask before the model
-            and keep the page white around the person (default on; needs MediaPipe, else skipped
-            with a notice). Off: the background is sketched too (and, when aligned, the faces are
-            pasted into the whole-image sketch).
+        background: photo→sketch: whiten the background with a person mask before the model
+            and keep the page white around the person. Off: the background is sketched too (and,
+            when aligned, the faces are pasted into the whole-image sketch). Sketch→photo: replace
+            the blotchy background the model paints with one even colour, found by a person mask of
+            the generated photo (:func:`photosketch.compose.even_backdrop`). Default on for both;
+            needs MediaPipe, else skipped (with a notice for photo→sketch).
         faces: ``"each"`` face found (default) or only the ``"largest"``.
         upsample: ``"guided"`` (photo→sketch default): results smaller than the image are brought
             to full size by a guided filter steered by the photo, so strokes stay crisp;
@@ -185,7 +187,7 @@ class PhotoSketchPipeline:
         self.max_size = self.check_max_size(
             (round(MAX_SIZE_FACTOR * self.size) if to_sketch else self.size) if max_size is None else max_size)
         self.align = to_sketch if align is None else bool(align)
-        self.background = self._check_background(to_sketch if background is None else bool(background))
+        self.background = True if background is None else bool(background)
         self.faces = self._check_faces(faces)
         self.upsample = self._check_upsample(("guided" if to_sketch else "bicubic") if upsample is None else upsample)
         self.frame = self._check_frame(not to_sketch if frame is None else bool(frame))
@@ -211,11 +213,6 @@ class PhotoSketchPipeline:
             raise ValueError(f"{type(self.model).__name__} has one style; style={style!r} does not apply")
         self.model.style_index(style)  # PhotoSketchModel's one-line error listing the valid names
         return style
-
-    def _check_background(self, background: bool) -> bool:
-        if background and self.direction != "photo2sketch":
-            raise ValueError("background whitening applies to photo→sketch only; use background=False")
-        return background
 
     def _check_frame(self, frame: bool) -> bool:
         if frame and self.direction != "sketch2photo":
@@ -336,7 +333,7 @@ class PhotoSketchPipeline:
         crop = self.face_crop if face_crop is None else bool(face_crop)
         style = self.check_style(style) if style is not None else self.style
         align = self.align if align is None else bool(align)
-        background = self.background if background is None else self._check_background(bool(background))
+        background = self.background if background is None else bool(background)
         faces = self.faces if faces is None else self._check_faces(faces)
         max_size = self.max_size if max_size is None else self.check_max_size(max_size)
         if self.frame if frame is None else self._check_frame(bool(frame)):
@@ -351,8 +348,10 @@ class PhotoSketchPipeline:
             raise ValueError("found_faces applies to one image, without face_crop (the faces are in its pixels)")
 
         with _threads(self.num_threads):
+            # A drawing is not whitened before the model: sketch→photo's background is evened afterwards.
             plans = [plan_image(item, size=self.size, in_channels=self.in_channels, canvas=self.canvas,
-                                aligner=self.aligner, face_crop=crop, align=align, background=background,
+                                aligner=self.aligner, face_crop=crop, align=align,
+                                background=background and self.direction == "photo2sketch",
                                 faces=faces, given=found_faces, max_size=max_size) for item in items]
             jobs = [(p, j) for p, plan in enumerate(plans) for j in range(len(plan.inputs))]
             results: list[list[torch.Tensor | None]] = [[None] * len(plan.inputs) for plan in plans]
@@ -373,8 +372,14 @@ class PhotoSketchPipeline:
                         for k, (p, j) in enumerate(chunk):
                             results[p][j] = out[k]
             outputs = [compose(plan, res, upsample=self.upsample) for plan, res in zip(plans, results)]
+        painted = outputs
         if appearance is not None:
             outputs = [recolor(o, appearance) for o in outputs]
+        if background and self.direction == "sketch2photo":
+            # Last, after any recolouring, so the backdrop stays one even colour; measured on the model's
+            # own photo, so "another face" (a seed) keeps the backdrop of the drawing's photo.
+            with _threads(self.num_threads):
+                outputs = [even_backdrop(o, self.aligner, source=p) for o, p in zip(outputs, painted)]
         return outputs[0] if single else outputs  # type: ignore[return-value]
 
     def __repr__(self) -> str:

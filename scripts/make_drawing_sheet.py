@@ -7,8 +7,9 @@ Rows: the app's example drawings (``examples/sparse_*.png``, ``outline.png``, ``
 ``--portraits``, a few-stroke ``sparse_drawing`` of each portrait's face crop (public-domain faces, not
 from any training set). Columns: the drawing | each ``--models NAME=MODEL`` (registry name, folder or
 Hub id), then, with ``--seeds``, the last model's photo with each appearance seed ("Another face" in the
-app: another skin tone and hair colour, :mod:`photosketch.appearance`). Everything goes through the
-public ``PhotoSketchPipeline``, as the app runs it.
+app: another skin tone and hair colour, :mod:`photosketch.appearance`); ``--painted_background`` adds the
+last model with the background it paints itself, before its default even backdrop. Everything goes
+through the public ``PhotoSketchPipeline``, as the app runs it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=Path("docs/drawings-sketch2photo.jpg"))
     p.add_argument("--seeds", type=int, nargs="*", default=[], help="appearance seeds: extra columns of the last model")
     p.add_argument("--cell", type=int, default=160, help="cell height in pixels")
+    p.add_argument("--painted_background", action=argparse.BooleanOptionalAction, default=False,
+                   help="also a column of the last model with the background it paints (background=False), before "
+                        "its column with the pipeline's default even backdrop")
     return p.parse_args(argv)
 
 
@@ -54,9 +58,11 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         pipes.append((name, PhotoSketchPipeline.from_pretrained(path or name, direction="sketch2photo")))
     last_name, last = pipes[-1]
-    rows = [[drawing] + [pipe(drawing, face_crop=False) for _, pipe in pipes]
-            + [last(drawing, face_crop=False, seed=seed) for seed in args.seeds] for _, drawing in drawings]
-    header = ["drawing"] + [name for name, _ in pipes] + [f"{last_name}, seed {seed}" for seed in args.seeds]
+    painted = [("painted background", last, {"background": False})] if args.painted_background else []
+    columns = [(name, pipe, {}) for name, pipe in pipes[:-1]] + painted + [(last_name, last, {})]
+    columns += [(f"{last_name}, seed {seed}", last, {"seed": seed}) for seed in args.seeds]
+    rows = [[drawing] + [pipe(drawing, face_crop=False, **kw) for _, pipe, kw in columns] for _, drawing in drawings]
+    header = ["drawing"] + [name for name, _, _ in columns]
     save_sheet(render_grid(header, rows, args.cell), args.output,
                f"{len(rows)} drawings x {len(pipes)} models" + (f" + {len(args.seeds)} seeds" if args.seeds else ""))
     return 0

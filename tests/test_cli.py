@@ -161,8 +161,11 @@ def test_align_background_and_faces_flags(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["to-sketch", "x.png", "-o", "out", "--faces", "all"])
     assert "invalid choice: 'all'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["to-photo", "x.png", "-o", "out", "--background"])  # photo->sketch only
+    # to-photo: --no-background keeps the background the model paints (default: one even colour)
+    tiny = tmp_path / "s2p"
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(tiny)
+    assert main(["to-photo", "x.png", "-o", "out", "--model", str(tiny), "--no-background", "-q"]) == 0
+    assert seen["background"] is False
 
 
 def test_max_size_flag(tmp_path, capsys, monkeypatch):

@@ -11,6 +11,7 @@ from photosketch.compose import (
     FaceJob,
     Plan,
     compose,
+    even_backdrop,
     frame_drawing,
     guided_coefficients,
     luminance,
@@ -209,3 +210,43 @@ def test_frame_drawing_leaves_a_full_drawing_a_blank_page_and_a_dot_alone():
     tiny = _drawn_face(box=(50, 60, 62, 75))  # very small: enlarged at most 3x, not to 0.8 of the height
     x0, y0, x1, y1 = _ink_box(frame_drawing(tiny))
     assert (y1 - y0) < 3.3 * 16
+
+
+class _LeftHalfPerson(_NoFaces):
+    """Person masks that call the left half of any picture a person and the right half background."""
+
+    def person_mask(self, rgb):
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        mask[:, : rgb.shape[1] // 2] = 1.0
+        return mask
+
+
+def test_even_backdrop_paints_the_background_one_colour_and_keeps_the_person():
+    rng = np.random.default_rng(0)
+    blotchy = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)  # larger than the mask's 256 px side
+    out = np.asarray(even_backdrop(Image.fromarray(blotchy), _LeftHalfPerson()))
+    assert out.shape == blotchy.shape
+    background = out[:, 230:].reshape(-1, 3)
+    colour = np.median(blotchy[:, 200:].reshape(-1, 3), axis=0)
+    assert np.abs(background.astype(int) - colour).max() <= 2  # one colour, the median the model painted there
+    np.testing.assert_array_equal(out[:, :170], blotchy[:, :170])  # the person, away from the feathered edge
+    # source=: mask and colour come from another photo (the model's own, before "another face" recoloured it).
+    other = np.full_like(blotchy, 40)
+    out = np.asarray(even_backdrop(Image.fromarray(blotchy), _LeftHalfPerson(), source=Image.fromarray(other)))
+    assert (out[:, 230:] == 40).all() and np.array_equal(out[:, :170], blotchy[:, :170])
+    # Without person masks (no MediaPipe), the photo is left as it is.
+    np.testing.assert_array_equal(np.asarray(even_backdrop(Image.fromarray(blotchy), _NoFaces())), blotchy)
+
+
+def test_even_backdrop_leaves_a_picture_that_is_all_person_or_all_background():
+    class _All(_NoFaces):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def person_mask(self, rgb):
+            return np.full(rgb.shape[:2], self.value, np.float32)
+
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    for value in (0.0, 1.0):
+        np.testing.assert_array_equal(np.asarray(even_backdrop(photo, _All(value))), np.asarray(photo))

@@ -168,8 +168,13 @@ def test_through_the_pipeline_with_alignment(paired, tmp_path, capsys):
     assert piped["n"] == 4 and all(0.0 <= row["fsim"] <= 1.0 for row in piped["per_image"])
     # 48 x 40 pairs from a 32-px working size: the guided upsampling changes the outputs.
     assert [row["l1"] for row in piped["per_image"]] != [row["l1"] for row in plain["per_image"]]
-    assert main([*common, "--direction", "sketch2photo", "--background"]) == 2
-    assert "--background applies to --direction photo2sketch only" in capsys.readouterr().err
+    # sketch2photo: the even backdrop, through the pipeline without framing (test sketches fill their page).
+    torch.manual_seed(0)
+    CompactGenerator(in_channels=1, out_channels=3, ngf=8, n_blocks=1, sample_size=32).save_pretrained(tmp_path / "s2p")
+    out_s2p = tmp_path / "s2p_out"
+    assert main(["--data_dir", str(paired), "--direction", "sketch2photo", "--model", str(tmp_path / "s2p"), "--quiet",
+                 "--background", "--output_dir", str(out_s2p)]) == 0
+    assert _results(out_s2p)["pipeline"] == {"align": False, "background": True, "upsample": "bicubic", "frame": False}
 
 
 def test_max_size_runs_larger_inputs_at_their_own_size(paired, tmp_path, capsys):

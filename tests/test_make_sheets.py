@@ -27,6 +27,12 @@ def test_drawing_sheet_puts_each_example_drawing_through_each_model(tmp_path):
                "--cell", "64")
     assert done.returncode == 0 and "6 drawings x 1 models + 2 seeds" in done.stderr, done.stderr[-2000:]
     assert Image.open(tmp_path / "t.jpg").width > Image.open(tmp_path / "s.jpg").width
+    # --painted_background: one more column, the last model with the background it paints itself.
+    done = run("make_drawing_sheet.py", "--models", "a=sketch2photo", "--painted_background", "--output", tmp_path / "u.jpg",
+               "--cell", "64")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cells = [Image.open(tmp_path / n).width for n in ("u.jpg", "s.jpg")]
+    assert cells[0] == cells[1]  # drawing + painted + default, as wide as drawing + two models
 
 
 def test_sheets_refuse_a_missing_portrait_folder_in_one_line(tmp_path):

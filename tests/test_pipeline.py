@@ -179,13 +179,17 @@ def test_tiny_learned_models_both_directions(face_image):
 
 def test_seed_gives_another_face_for_the_same_drawing(face_image):
     from photosketch.appearance import Appearance, recolor
+    from photosketch.compose import even_backdrop
 
     s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", size=48)
     sketch = face_image.convert("L")
-    own = s2p(sketch)
+    own = s2p(sketch, background=False)
     first, again = s2p(sketch, seed=3), s2p(sketch, seed=3)
     assert np.array_equal(np.asarray(first), np.asarray(again))  # a seed is reproducible
-    assert np.array_equal(np.asarray(first), np.asarray(recolor(own, Appearance.from_seed(3))))
+    # The model's photo recoloured, then its background evened (the default, last).
+    assert np.array_equal(np.asarray(s2p(sketch, seed=3, background=False)), np.asarray(recolor(own, Appearance.from_seed(3))))
+    assert np.array_equal(np.asarray(first), np.asarray(even_backdrop(recolor(own, Appearance.from_seed(3)), s2p.aligner,
+                                                                      source=own)))
     assert [np.asarray(o) for o in s2p([sketch, sketch], seed=3)][1].tolist() == np.asarray(first).tolist()
     with pytest.raises(ValueError, match="sketch→photo"):
         PhotoSketchPipeline(tiny(3, 1))(face_image, seed=1)
@@ -305,16 +309,28 @@ def test_alignment_defaults_and_bad_settings():
     p2s = PhotoSketchPipeline(XDoG(), size=64)
     assert (p2s.align, p2s.background, p2s.faces, p2s.upsample) == (True, True, "each", "guided")
     s2p = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo")
-    assert (s2p.align, s2p.background, s2p.upsample, s2p.frame) == (False, False, "bicubic", True)
+    assert (s2p.align, s2p.background, s2p.upsample, s2p.frame) == (False, True, "bicubic", True)
     assert not p2s.frame
-    with pytest.raises(ValueError, match="photo→sketch only"):
-        PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", background=True)
     with pytest.raises(ValueError, match="faces must be one of each, largest"):
         PhotoSketchPipeline(XDoG(), faces="all")
     with pytest.raises(ValueError, match="upsample must be one of"):
         PhotoSketchPipeline(XDoG(), upsample="nearest")
     with pytest.raises(ValueError, match="faces must be one of"):
         p2s(make_face(), faces="both")
+
+
+def test_sketch2photo_evens_the_painted_background_after_recolouring(monkeypatch):
+    torch.manual_seed(0)
+    pipe = PhotoSketchPipeline(tiny(1, 3), direction="sketch2photo", backend="torch", frame=False)
+    monkeypatch.setattr(pipe.aligner, "person_mask", lambda rgb: np.tile(np.arange(rgb.shape[1]) < rgb.shape[1] // 2,
+                                                                          (rgb.shape[0], 1)).astype(np.float32))
+    drawing = make_face((48, 64)).convert("L")
+    for kwargs in ({}, {"seed": 3}):  # the backdrop comes last, so it stays even with "another face" too
+        out = np.asarray(pipe(drawing, **kwargs)).astype(int)
+        right = out[:, 40:].reshape(-1, 3)
+        assert np.abs(right - right[0]).max() <= 1, kwargs
+    raw = np.asarray(pipe(drawing, background=False)).astype(int)[:, 40:].reshape(-1, 3)
+    assert np.abs(raw - raw[0]).max() > 10  # the model's own (here: random) background
 
 
 def test_no_face_is_the_whole_image_with_a_notice(caplog):
