@@ -85,7 +85,8 @@ BRUSH_SIZE = 4
 LIVE_DRAW_EVERY = 1.0
 #: ... and is on by default because one update fits in this budget on 2 vCPUs (benchmarks/stream.py
 #: measures it with the shipped sketch2photo for a 512 px canvas, PNG encoding included: 25-26 ms in three
-#: runs on 2026-12-02 since save_png's fast zlib level, 82 ms before it on the same machine; the card has the latest).
+#: runs on 2026-12-02 since save_png's fast zlib level, 82 ms before it on the same machine; 56 ms on 2026-12-06 with
+#: the even backdrop, 38 ms without it, back to back; the card has the latest).
 LIVE_DRAW_BUDGET_MS = 150
 LIVE_DRAW_DEFAULT = True
 
