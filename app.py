@@ -13,9 +13,10 @@ API (every non-streaming endpoint has a stable name; see the README for a ``grad
 - ``/photo_to_sketch(photo, model, face_crop, strength, style, align, background) -> sketch`` (``style``: one
   of the model's drawing styles, e.g. ``"fs2k-1"``; empty for the model's default or models without styles;
   ``align`` / ``background``: warp faces to the training layout / whiten the background, both default on)
-- ``/sketch_to_photo(sketch, model, seed) -> photo``, where ``sketch`` is a Sketchpad value
-  ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}`` and ``seed`` (optional)
-  picks another face's skin tone and hair colour (empty: the model's own colours)
+- ``/sketch_to_photo(sketch, model, seed, background) -> photo``, where ``sketch`` is a Sketchpad value
+  ``{"background": None, "layers": [], "composite": handle_file("sketch.png")}``, ``seed`` (optional)
+  picks another face's skin tone and hair colour (empty: the model's own colours) and ``background``
+  (default on) paints one even colour behind the face
 """
 
 from __future__ import annotations
@@ -372,20 +373,23 @@ class SketchApp:
 
     # -- Sketch -> Photo ---------------------------------------------------------------------
 
-    def sketch_to_photo(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | None = None):
-        """A Sketchpad value (or an image) -> a photo; ``seed``: another face's colouring (None: the model's)."""
+    def sketch_to_photo(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | None = None,
+                        background: bool = True):
+        """A Sketchpad value (or an image) -> a photo; ``seed``: another face's colouring (None: the model's);
+        ``background``: one even colour behind the person (False: the background the model paints)."""
         pipe = self.pipeline(model, "sketch2photo")
         img = sketch_image(sketch)
-        return save_png(pipe(img, face_crop=False, seed=check_seed(seed)), self.output_dir)
+        return save_png(pipe(img, face_crop=False, seed=check_seed(seed), background=bool(background)), self.output_dir)
 
-    def another_face(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | str | None):
+    def another_face(self, sketch: dict | str | Image.Image | None, model: str | None, seed: float | str | None,
+                     background: bool = True):
         """The "Another face" button: the next seed, and the drawing's photo with it -> (photo, seed)."""
         current = check_seed(seed)  # None or "": the model's own colours so far
         seed = 0 if current is None else current + 1
-        return self.sketch_to_photo(sketch, model, seed), seed
+        return self.sketch_to_photo(sketch, model, seed, background), seed
 
     def live_photo(self, sketch: dict | None, model: str | None, live: bool, last: str | None = None,
-                   seed: float | None = None):
+                   seed: float | None = None, background: bool = True):
         """A tick of the live-drawing timer -> (photo, key of what was drawn).
 
         Regenerates only when live mode is on, there is a drawing, and the drawing or the model changed
@@ -397,10 +401,10 @@ class SketchApp:
             img = sketch_image(sketch)
         except gr.Error:
             return gr.skip(), gr.skip()  # an empty canvas while drawing is not an error worth a pop-up
-        key = hashlib.sha256(f"{model}|{seed}|{img.size}".encode() + img.tobytes()).hexdigest()
+        key = hashlib.sha256(f"{model}|{seed}|{bool(background)}|{img.size}".encode() + img.tobytes()).hexdigest()
         if key == last:
             return gr.skip(), gr.skip()
-        return self.sketch_to_photo(img, model, seed), key
+        return self.sketch_to_photo(img, model, seed, background), key
 
 
 def check_seed(seed: float | str | None) -> int | None:
@@ -607,6 +611,8 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                         seed = gr.Textbox(value="", label="Appearance seed (empty: the model's colours)",
                                           placeholder="empty: the model's colours", max_lines=1, elem_id="sketch-seed")
                         another = gr.Button("Another face", elem_id="another-face")
+                    even = gr.Checkbox(value=True, label="Even background", elem_id="photo-even-background",
+                                       info="one plain colour behind the face; off: the background the model paints")
                 with gr.Column():
                     photo_out = gr.Image(
                         label="Photo", type="filepath", format="png", interactive=False,
@@ -666,19 +672,20 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
                     api_visibility="private", queue=False)
         drawn = gr.State(None)  # what the last live update drew from, per visitor
         live_update = live_timer.tick(
-            app.live_photo, [pad, s_model, live, drawn, seed], [photo_out, drawn], api_visibility="private",
+            app.live_photo, [pad, s_model, live, drawn, seed, even], [photo_out, drawn], api_visibility="private",
             trigger_mode="once", show_progress="hidden",
         )
         # Generate and Another face cancel a live update still queued or running: it was read from the
         # canvas before the click (perhaps before an example replaced the drawing) and, with two requests
         # served at once, could otherwise land after the click's photo and put the old drawing's back.
         s_button.click(
-            app.sketch_to_photo, [pad, s_model, seed], [photo_out], api_name="sketch_to_photo", cancels=[live_update],
+            app.sketch_to_photo, [pad, s_model, seed, even], [photo_out], api_name="sketch_to_photo", cancels=[live_update],
             api_description="Sketch (a Sketchpad value; the composite image is used) -> face photo (PNG). "
-                            "seed (optional): another face's skin tone and hair colour.",
+                            "seed (optional): another face's skin tone and hair colour; background (default true): "
+                            "one even colour behind the face.",
         )
         # Another face: the same drawing, the next seed's skin tone and hair colour.
-        another.click(app.another_face, [pad, s_model, seed], [photo_out, seed], api_visibility="private",
+        another.click(app.another_face, [pad, s_model, seed, even], [photo_out, seed], api_visibility="private",
                       cancels=[live_update])
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

@@ -118,6 +118,23 @@ def test_sketch_to_photo(server, files):
     assert np.array_equal(*seeded) and seeded[0].shape == np.asarray(photo).shape
 
 
+def test_sketch_to_photo_even_background_switch(server, files, monkeypatch):
+    demo, client = server
+    pipe = demo.photosketch.pipeline("sketch2photo", "sketch2photo")
+    # A person mask of the left half: what is painted on the right is background.
+    monkeypatch.setattr(pipe.aligner, "person_mask", lambda rgb: np.tile(np.arange(rgb.shape[1]) < rgb.shape[1] // 2,
+                                                                          (rgb.shape[0], 1)).astype(np.float32))
+
+    def right_half(*extra):
+        out = np.asarray(Image.open(client.predict(_pad(files["sketch"]), "sketch2photo", *extra, api_name="/sketch_to_photo")))
+        return out[:, 40:].reshape(-1, 3).astype(int)
+
+    for even in (right_half(), right_half("", True), right_half("2", True)):  # on by default, with a seed too
+        assert np.abs(even - even[0]).max() <= 1
+    painted = right_half("", False)
+    assert np.abs(painted - painted[0]).max() > 10  # the model's own background
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -217,7 +234,7 @@ def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
     runs = []
 
     class Pipe:
-        def __call__(self, img, face_crop=False, seed=None):
+        def __call__(self, img, face_crop=False, seed=None, background=True):
             runs.append(img.size)
             return Image.new("RGB", img.size, (120, 90, 70))
 
@@ -232,13 +249,16 @@ def test_live_drawing_runs_the_model_only_when_the_drawing_changes(tmp_path):
     drawing.paste(0, (10, 40, 30, 42))
     _, new_key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, key)
     assert new_key != key and len(runs) == 2
+    # Switching "Even background" is a change too: the photo is painted again.
+    _, off_key = sketch_app.live_photo({"composite": drawing}, "sketch2photo", True, new_key, None, False)
+    assert off_key != new_key and len(runs) == 3
 
 
 def test_another_face_steps_the_seed(tmp_path):
     seeds = []
 
     class Pipe:
-        def __call__(self, img, face_crop=False, seed=None):
+        def __call__(self, img, face_crop=False, seed=None, background=True):
             seeds.append(seed)
             return Image.new("RGB", img.size, (120, 90, 70))
 
@@ -373,9 +393,9 @@ def test_sketchpad_is_not_realtime_and_live_drawing_polls(weights):
     # "Another face" reads the pad and the seed box and writes the photo and the next seed.
     ids = {c.get("props", {}).get("elem_id"): c["id"] for c in demo.config["components"]}
     another = next(d for d in demo.config["dependencies"] if (ids["another-face"], "click") in [tuple(t) for t in d["targets"]])
-    assert another["inputs"] == [pad, ids["sketch-model"], ids["sketch-seed"]]
+    assert another["inputs"] == [pad, ids["sketch-model"], ids["sketch-seed"], ids["photo-even-background"]]
     assert another["outputs"] == [ids["photo-output"], ids["sketch-seed"]]
-    assert ids["sketch-seed"] in tick["inputs"]  # live updates draw with the seed too
+    assert {ids["sketch-seed"], ids["photo-even-background"]} <= set(tick["inputs"])  # live updates use both too
 
 
 def test_generated_examples_are_up_to_date():

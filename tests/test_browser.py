@@ -225,6 +225,22 @@ def test_example_replaces_the_drawing(page):
     assert page.evaluate(PHOTO_SRC) != first  # results are stored by content hash: same input, same URL
 
 
+def test_even_background_box_changes_the_photo(page):
+    """"Even background" (on) paints one colour behind the face; unticked, the photo is the model's own."""
+    page.get_by_role("tab", name="Sketch → Photo").click()
+    page.locator("#sketchpad canvas").first.wait_for()
+    assert page.is_checked("#photo-even-background input[type=checkbox]")
+    page.locator("#sketch-examples .gallery-item").first.click()
+    page.wait_for_timeout(1500)
+    page.click("#sketch-button")
+    page.wait_for_function(PHOTO_SRC)
+    page.wait_for_timeout(1500)  # a live update of the same drawing has the same content, the same URL
+    even = page.evaluate(PHOTO_SRC)
+    page.uncheck("#photo-even-background input[type=checkbox]")
+    page.click("#sketch-button")
+    page.wait_for_function(f"() => {{ const s = ({PHOTO_SRC})(); return s && s !== {even!r}; }}")
+
+
 def test_live_updates_go_on_after_generate(page):
     """Generate cancels a live update in flight (a stale one could overwrite its photo); the timer itself keeps
     running, so a stroke drawn after Generate still updates the photo on its own."""
