@@ -50,6 +50,7 @@ __all__ = [
     "invert_affine",
     "mediapipe_available",
     "paste_region",
+    "shrink_to",
     "transform_points",
     "warp",
 ]
@@ -205,6 +206,18 @@ def alignment_matrix(face: Face, image_size: tuple[int, int], size: int,
     cx, cy = x + bw / 2 - 0.5, y + bh / 2 - 0.5
     tx, ty = (0.5 - canvas[0]) * size - 0.5, (0.5 - canvas[1]) * size - 0.5  # the square's centre, in canvas pixels
     return np.array([[scale, 0.0, tx - scale * cx], [0.0, scale, ty - scale * cy]])
+
+
+def shrink_to(array: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``array`` (H x W [x C]) shrunk (area-averaged) so its longer side is at most ``max_side``, and the
+    scale applied (1.0: returned as it is). MediaPipe's graphs work at a few hundred pixels anyway."""
+    import cv2
+
+    h, w = array.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return array, 1.0
+    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale
 
 
 def warp(array: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, border: float = 0.0,
@@ -390,13 +403,9 @@ class FaceAligner:
         graphs = self._graphs()
         if graphs is None:
             return None
-        import cv2
-
         detector, mesh, _ = graphs
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                    interpolation=cv2.INTER_AREA)
+        small, _ = shrink_to(rgb, self.max_side)  # the detector's boxes are relative: no scale to undo
         with self._lock:
             found = detector.process(np.ascontiguousarray(small)).detections or []
         faces = []

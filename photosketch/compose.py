@@ -33,6 +33,7 @@ from .align import (
     feather_edges,
     invert_affine,
     paste_region,
+    shrink_to,
     warp,
 )
 from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
@@ -227,9 +228,7 @@ def even_backdrop(photo: Image.Image, aligner: FaceAligner, *, source: Image.Ima
     rgb = np.asarray(photo.convert("RGB"))
     seen = rgb if source is None else np.asarray(source.convert("RGB"))
     h, w = seen.shape[:2]
-    scale = min(1.0, BACKDROP_MASK_SIDE / max(h, w))
-    small = seen if scale == 1.0 else cv2.resize(seen, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                  interpolation=cv2.INTER_AREA)
+    small, scale = shrink_to(seen, BACKDROP_MASK_SIDE)
     prob = aligner.person_mask(small)
     if prob is None or not MIN_PERSON <= float((prob > 0.5).mean()) <= 1.0 - MIN_PERSON or not (prob < 0.3).any():
         return photo.convert("RGB")

@@ -226,3 +226,13 @@ def test_track_faces_detects_every_n_frames_and_on_a_new_size():
     assert faces == ["face4"] and track == FaceTrack(["face4"], (32, 24), 0)
     with pytest.raises(ValueError, match="every"):
         track_faces(aligner, frame, every=0)
+
+
+def test_shrink_to_bounds_the_longer_side():
+    from photosketch.align import shrink_to
+
+    big = np.zeros((300, 600, 3), np.uint8)
+    small, scale = shrink_to(big, 256)
+    assert small.shape == (128, 256, 3) and scale == 256 / 600
+    same, scale = shrink_to(small, 256)
+    assert same is small and scale == 1.0  # already small enough: returned as it is
