@@ -283,11 +283,19 @@ def phase_congruency(image: torch.Tensor) -> torch.Tensor:
 _SCHARR = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]], dtype=_DTYPE) / 16
 
 
-def _gradient_magnitude(y: torch.Tensor) -> torch.Tensor:
+def gradient_magnitude(y: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """FSIM's gradient magnitude (Zhang et al. 2011, eq. 4: Scharr operator) of ``y``, shaped
+    (..., H, W), in ``y``'s dtype. ``eps`` goes under the square root so that the loss
+    (:func:`photosketch.training.losses.gradient_similarity_loss`) has a gradient where the image is
+    flat; the metric uses 0."""
     # conv2(Y, dx, 'same') with zero padding; correlation flips the sign only, not the magnitude.
-    k = torch.stack([_SCHARR, _SCHARR.T])[:, None]
-    g = F.conv2d(y[None, None], k, padding=1)[0]
-    return torch.sqrt(g[0] ** 2 + g[1] ** 2)
+    k = torch.stack([_SCHARR, _SCHARR.T])[:, None].to(y)
+    g = F.conv2d(y.reshape(-1, 1, *y.shape[-2:]), k, padding=1)
+    return torch.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + eps).reshape(y.shape)
+
+
+# FSIM's constant of the gradient-magnitude similarity (eq. 6), for images in [0, 255].
+GRADIENT_SIMILARITY_T = _T2
 
 
 def _yiq(arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -315,7 +323,7 @@ def _fsim(a: MetricInput, b: MetricInput, chromatic: bool) -> float:
     _check_size(*y1.shape, 2, "FSIM (after downsampling)")
 
     pc1, pc2 = phase_congruency(y1), phase_congruency(y2)
-    g1, g2 = _gradient_magnitude(y1), _gradient_magnitude(y2)
+    g1, g2 = gradient_magnitude(y1), gradient_magnitude(y2)
     s_pc = (2 * pc1 * pc2 + _T1) / (pc1**2 + pc2**2 + _T1)  # FSIM eq. 5
     s_g = (2 * g1 * g2 + _T2) / (g1**2 + g2**2 + _T2)  # eq. 6
     sim = s_pc * s_g  # eq. 7

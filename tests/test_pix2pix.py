@@ -462,6 +462,19 @@ def test_perceptual_loss_trains_and_is_in_the_card(data_dir, tmp_path):
     assert "perceptual x 10 (ImageNet MobileNetV2" in (export / "README.md").read_text()
 
 
+def test_gradient_similarity_loss_trains_and_is_in_the_card(data_dir, tmp_path, capsys):
+    export = run(data_dir, tmp_path / "run", "--max_train_steps", "2", "--checkpointing_steps", "0",
+                 "--lambda_gradient", "5")
+    import json
+
+    logs = [json.loads(line) for line in (tmp_path / "run" / "logs.jsonl").read_text().splitlines()]
+    assert logs and all(0 < r["loss/gradient_similarity"] <= 1 for r in logs)
+    assert "gradient similarity x 5 (1 - FSIM eq. 6" in (export / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        pix2pix.parse_args(["--data_dir", str(data_dir), "--lambda_gradient", "-1"])
+    assert "--lambda_gradient must be >= 0" in capsys.readouterr().err
+
+
 def test_perceptual_loss_without_weights_is_a_usage_error(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pix2pix.parse_args(["--data_dir", str(data_dir), "--lambda_perceptual", "10",

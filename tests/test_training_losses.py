@@ -1,4 +1,5 @@
-"""photosketch.training.losses: the GAN loss, feature matching, the conditional D and its update."""
+"""photosketch.training.losses: the GAN loss, feature matching, the conditional D and its update, the
+gradient-similarity loss."""
 
 import argparse
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from photosketch.models import MultiscaleDiscriminator, PatchDiscriminator
-from photosketch.training.losses import ConditionalGAN, GANLoss, feature_matching_loss
+from photosketch.training.losses import ConditionalGAN, GANLoss, feature_matching_loss, gradient_similarity_loss
 
 
 def test_discriminator_loss_is_the_halved_sum():
@@ -29,6 +30,40 @@ def test_multiscale_outputs_average_over_scales_and_match_features():
     feature_matching_loss(fake, real).backward()
     assert all(f.grad is not None for scale in fake for f in scale[:-1]) and all(s[-1].grad is None for s in fake)  # not the logits
     assert all(f.grad is None for scale in real for f in scale)  # the real features are targets, not trained towards
+
+
+def _strokes(size: int = 48) -> torch.Tensor:
+    """Dark 4-px strokes on white paper, in [-1, 1]: (1, 1, size, size)."""
+    x = torch.ones(1, 1, size, size)
+    for c in range(4, size, 12):
+        x[..., c:c + 4] = -1.0
+    return x
+
+
+def test_gradient_similarity_penalises_soft_strokes():
+    strokes = _strokes()
+    assert gradient_similarity_loss(strokes, strokes) == pytest.approx(0.0, abs=1e-6)
+    # The softer the strokes, the larger the loss (their edges weaken and spread where the target is flat).
+    soft, softer = (torch.nn.functional.avg_pool2d(strokes, k, stride=1, padding=k // 2, count_include_pad=False)
+                    for k in (3, 5))
+    assert 0 < gradient_similarity_loss(soft, strokes) < gradient_similarity_loss(softer, strokes) <= 1
+    # Finite gradients on blank paper (the sqrt's eps), and only toward the output.
+    fake = torch.ones_like(strokes).requires_grad_()
+    gradient_similarity_loss(fake, strokes).backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    # Three channels are compared by their luma, as FSIM does.
+    assert gradient_similarity_loss(strokes.expand(1, 3, -1, -1), strokes) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_similarity_matches_fsim_gradient_term():
+    # The loss's similarity map is FSIM eq. 6 of photosketch.metrics (same operator, same constant).
+    from photosketch.metrics import GRADIENT_SIMILARITY_T, gradient_magnitude
+
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 1, 24, 24) * 2 - 1, torch.rand(1, 1, 24, 24) * 2 - 1
+    ga, gb = (gradient_magnitude(((t[0, 0] + 1) * 127.5).double()) for t in (a, b))
+    expected = 1 - ((2 * ga * gb + GRADIENT_SIMILARITY_T) / (ga**2 + gb**2 + GRADIENT_SIMILARITY_T)).mean()
+    assert float(gradient_similarity_loss(a, b)) == pytest.approx(float(expected), abs=1e-5)
 
 
 def _gan(accelerator, d, **kw):

