@@ -8,7 +8,8 @@ the first one (``--grayscale_copy``), so a colour and a grayscale input can be c
 photo | pencil | the model in each of its styles (or the ``--styles`` named) | with ``--fixed_size``, each
 again at the model's working size alone (``max_size`` = ``size``: how the pipeline ran before large
 portraits ran at their own resolution) | any ``--compare NAME=MODEL`` (e.g. the model it replaces, in its
-default style). Everything goes through the public ``PhotoSketchPipeline``.
+default style, or in ``NAME=MODEL@STYLE``'s style: ``--compare "before=OLD_FOLDER@cufs"`` shows what
+a change to one style did). Everything goes through the public ``PhotoSketchPipeline``.
 
 ``--previews DIR`` also writes ``DIR/<style>.jpg``, the first portrait in each style: the small
 pictures the app's style picker shows.
@@ -33,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--portraits", type=Path, required=True, help="a folder of portrait photos")
     p.add_argument("--model", default="photo2sketch", help="registry name, folder or Hub id of a photo→sketch model")
-    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=MODEL", help="extra columns: other models")
+    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=MODEL[@STYLE]",
+                   help="extra columns: other models, in their default style or the one after @")
     p.add_argument("--styles", nargs="*", default=None, metavar="STYLE", help="only these styles of --model (default: all)")
     p.add_argument("--fixed_size", action=argparse.BooleanOptionalAction, default=False,
                    help="also each style at the model's working size only (max_size = size)")
@@ -88,7 +90,12 @@ def main(argv=None) -> int:
     others = []
     for spec in args.compare:
         name, _, path = spec.partition("=")
-        others.append((name, PhotoSketchPipeline.from_pretrained(path or name, face_crop=True)))
+        path, _, style = (path or name).partition("@")
+        pipe = PhotoSketchPipeline.from_pretrained(path, face_crop=True)
+        try:
+            others.append((name, pipe, pipe.check_style(style) if style else None))
+        except ValueError as exc:
+            raise SystemExit(f"--compare {spec}: {exc}") from None
     try:
         styles = [model.check_style(s) for s in args.styles] if args.styles else (list(model.styles) or [None])
     except ValueError as exc:  # an unknown style: the model's one-line message, listing the valid ones
@@ -99,7 +106,7 @@ def main(argv=None) -> int:
     titles = [f"{args.model}: {s}" if s else args.model for s in styles]
     columns = ["photo", "pencil (classical)"] + titles
     columns += [f"{t}, {model.size} px only" for t in titles] if args.fixed_size else []
-    columns += [name for name, _ in others]
+    columns += [f"{name}: {style}" if style else name for name, _, style in others]
     rows = []
     aligner = model.aligner  # the pipelines' face finder: the crop they sketch
     for _, photo in photos:
@@ -107,7 +114,7 @@ def main(argv=None) -> int:
         row = [crop, pencil(photo)] + [model(photo, style=s) for s in styles]
         if args.fixed_size:
             row += [model(photo, style=s, max_size=model.size) for s in styles]
-        rows.append(row + [pipe(photo) for _, pipe in others])
+        rows.append(row + [pipe(photo, style=style) for _, pipe, style in others])
 
     if args.previews is not None and styles != [None]:
         args.previews.mkdir(parents=True, exist_ok=True)

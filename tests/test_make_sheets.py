@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,4 +53,23 @@ def test_style_sheet_with_named_styles_and_the_fixed_size_columns(tmp_path):
     assert Image.open(tmp_path / "s.jpg").height == 18 + 2 * 64
     done = run("make_style_sheet.py", "--portraits", tmp_path / "portraits", "--output", tmp_path / "t.jpg", "--styles", "nope")
     assert done.returncode == 1 and done.stderr.strip().startswith("--styles: ") and "nope" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_style_sheet_compare_columns_take_a_style(tmp_path):
+    from conftest import make_face
+
+    (tmp_path / "portraits").mkdir()
+    make_face((400, 320)).save(tmp_path / "portraits" / "face.png")
+    base = ["--portraits", tmp_path / "portraits", "--cell", "64", "--styles", "fs2k-2", "--no-grayscale_copy"]
+    done = run("make_style_sheet.py", *base, "--output", tmp_path / "s.jpg", "--compare", "same=photo2sketch@fs2k-2",
+               "other=photo2sketch@cufs")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 portraits x 4 styles" in done.stderr  # pencil, fs2k-2, and the two compare columns
+    sheet = np.asarray(Image.open(tmp_path / "s.jpg").convert("L"), dtype=float)[18:]
+    w = sheet.shape[1] // 5  # five columns of one width: every cell is the face crop's shape
+    model, same, other = (sheet[:, c * w:(c + 1) * w] for c in (2, 3, 4))
+    assert np.abs(model - same).mean() < 0.5 * np.abs(same - other).mean()  # each column drew its own style
+    done = run("make_style_sheet.py", *base, "--output", tmp_path / "t.jpg", "--compare", "b=photo2sketch@nope")
+    assert done.returncode == 1 and done.stderr.strip().startswith("--compare b=photo2sketch@nope: "), done.stderr[-500:]
     assert len(done.stderr.strip().splitlines()) == 1
