@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..image import luminance
 from ..metrics import GRADIENT_SIMILARITY_T, gradient_magnitude
 from .nets import set_requires_grad, unwrap
 from .optim import backward_step
@@ -81,11 +82,10 @@ def gradient_similarity_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Te
     blurred line has weak gradients) and strokes drawn where the target is flat. Lumas follow
     FSIM (ITU-R 601 weights for 3 channels).
     """
-    def luma(t: torch.Tensor) -> torch.Tensor:
-        t = (t.float() + 1) * 127.5
-        if t.shape[1] == 3:
-            return 0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]
-        return t.mean(1)
+    def luma(t: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1] -> (N, H, W) in [0, 255]
+        t = t.float()
+        y = luminance(t) if t.shape[1] == 3 else t.mean(1, keepdim=True)
+        return (y[:, 0] + 1) * 127.5
 
     # eps under the root: sqrt has no gradient at 0, and flat paper is most of a sketch.
     g_fake, g_real = gradient_magnitude(luma(fake), eps=1e-6), gradient_magnitude(luma(real), eps=1e-6)
