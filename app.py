@@ -326,28 +326,30 @@ class SketchApp:
                 gr.update(value=style_previews(names), visible=bool(names)))
 
     def live_sketch(self, frame: np.ndarray | None, model: str | None, face_crop: bool, strength: float,
-                    align: bool = False, track: FaceTrack | None = None):
+                    align: bool = False, track: FaceTrack | None = None, style: str | None = None):
         """A webcam frame -> (a sketch at :data:`LIVE_SIDE` px for speed, the face track for the next frame).
 
         With ``align`` the face is warped to the training layout and back, as for uploads, but its
         landmarks are found every :data:`LIVE_TRACK_EVERY` frames and reused in between (``track``,
-        kept per visitor); the background is not whitened (per-frame speed first).
+        kept per visitor); the background is not whitened (per-frame speed first). ``style``: the
+        style picker's choice, for a style-conditioned live model (others ignore it).
         """
         if frame is None:
             return None, track
         img = fit(load_image(frame), max_side=LIVE_SIDE)
         if not align:
             return self._sketch(img, model, face_crop, strength, notify=False, detector=self.live_detector,
-                                live=True)[0], None
+                                style=style, live=True)[0], None
         faces, track = track_faces(self.pipeline(model, "photo2sketch").aligner, img, track, every=LIVE_TRACK_EVERY)
-        return self._sketch(img, model, False, strength, notify=False, align=True, found_faces=faces, live=True)[0], track
+        return self._sketch(img, model, False, strength, notify=False, style=style, align=True, found_faces=faces,
+                            live=True)[0], track
 
     def _sketch(self, img: Image.Image, model: str | None, face_crop: bool, strength: float | None, notify: bool,
                 detector: FaceDetector | None = None, style: str | None = None, align: bool = False,
                 background: bool = False, found_faces: list | None = None, live: bool = False):
         pipe = self.pipeline(model, "photo2sketch")
-        # A style applies to style-conditioned models only; others (classical styles, the live student)
-        # draw their one style whatever the picker says.
+        # A style applies to style-conditioned models only; others (classical styles, an unconditioned
+        # model) draw their one style whatever the picker says.
         style = style if style and pipe.styles else None
         if style is not None and style not in pipe.styles:
             raise UserError(f"Unknown style {style!r}; {model or 'this model'} draws: {', '.join(pipe.styles)}.")
@@ -648,7 +650,7 @@ def build_demo(app: SketchApp | None = None) -> gr.Blocks:
         ).success(app.before_after, [before, sketch_out], compare, api_visibility="private", queue=False)
         live_track = gr.State(None)  # this visitor's face track (photosketch.align.FaceTrack)
         cam.stream(
-            app.live_sketch, [cam, live_model, face_crop, strength, align, live_track], [live_out, live_track],
+            app.live_sketch, [cam, live_model, face_crop, strength, align, live_track, style], [live_out, live_track],
             stream_every=1 / LIVE_FPS, concurrency_limit=1, concurrency_id="live", time_limit=120,
             api_name="photo_to_sketch_live", api_visibility="undocumented", show_progress="hidden",
         )

@@ -67,10 +67,10 @@ def missing() -> list[str]:
         needs.append(f"the `{BROWSER_MODEL}` model is not installed in `{model_folder()}`")
         return needs
     config = json.loads(config_file.read_text())
-    layout = (config.get("in_channels", 3), config.get("out_channels", 1), bool(config.get("styles")))
-    if layout != (3, 1, False):
-        # browser_live.js feeds one RGB input and reads one grey channel, as the student has.
-        needs.append(f"`{BROWSER_MODEL}` is not an RGB -> grey model without styles (in, out, styles: {layout})")
+    layout = (config.get("in_channels", 3), config.get("out_channels", 1))
+    if layout != (3, 1):
+        # browser_live.js feeds one RGB input (and, for a styled model, the style weights) and reads one grey channel.
+        needs.append(f"`{BROWSER_MODEL}` is not an RGB -> grey model (in, out: {layout})")
     elif not model_file().is_file():
         needs.append(f"`{model_file().relative_to(ROOT) if model_file().is_relative_to(ROOT) else model_file()}` "
                      f"is missing (`python scripts/ship_model.py --name {BROWSER_MODEL} --onnx_only` writes it)")
@@ -88,16 +88,21 @@ def _version(path: Path) -> str:
 
 
 def browser_config() -> dict[str, Any]:
-    """What ``browser_live.js`` needs: URLs (relative to the app's root) and the working size (the pipeline's:
-    the model's ``sample_size``, else ``photosketch.pipeline.DEFAULT_SIZE``)."""
-    from photosketch.pipeline import DEFAULT_SIZE
+    """What ``browser_live.js`` needs: URLs (relative to the app's root), the working size (the pipeline's:
+    the model's ``sample_size``, else ``photosketch.pipeline.DEFAULT_SIZE``) and, for a style-conditioned
+    model, the style weights it is fed (one-hot: the style the pipeline draws by default) with that style's name."""
+    from photosketch.pipeline import DEFAULT_SIZE, default_style
 
     config = json.loads((model_folder() / "config.json").read_text())
+    styles = list(config.get("styles") or [])
+    style = default_style(styles)
     return {
         "module": _url(STATIC_DIR / "browser_live.js") + "?v=" + _version(STATIC_DIR / "browser_live.js"),
         "model": _url(model_file()) + "?v=" + _version(model_file()),
         "ort": _url(ORT_DIR) + "/",
         "size": int(config.get("sample_size") or DEFAULT_SIZE),
+        "style": style,
+        "style_weights": [float(s == style) for s in styles] if styles else None,
     }
 
 
@@ -123,12 +128,15 @@ def live_block():
     if needs:
         return gr.Markdown("**Live in your browser** is not available on this server: " + "; ".join(needs)
                            + ". The server-side live mode below works without it.", elem_id="browser-live-missing")
+    config = browser_config()
+    # A style-conditioned student draws its default style here (the picker above steers the server modes).
+    style = f" (style <code>{config['style']}</code>)" if config["style"] else ""
     return gr.HTML(
-        (STATIC_DIR / "browser_live.html").read_text().replace("{model}", BROWSER_MODEL),
+        (STATIC_DIR / "browser_live.html").read_text().replace("{model}", BROWSER_MODEL).replace("{style}", style),
         css_template=(STATIC_DIR / "browser_live.css").read_text(),
         js_on_load=_JS_ON_LOAD,
         elem_id="browser-live",
-        config=browser_config(),
+        config=config,
     )
 
 

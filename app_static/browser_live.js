@@ -128,7 +128,13 @@ export class Sketcher {
 
   async runTensor(data) {
     const { size } = this.cfg;
-    const results = await this.session.run({ input: new this.ort.Tensor("float32", data, [1, 3, size, size]) });
+    const feeds = { input: new this.ort.Tensor("float32", data, [1, 3, size, size]) };
+    // A style-conditioned student takes its style weights (one-hot, from app_browser.browser_config) as a second input.
+    const weights = this.cfg.style_weights;
+    if (weights && this.session.inputNames.includes("style")) {
+      feeds.style = new this.ort.Tensor("float32", Float32Array.from(weights), [1, weights.length]);
+    }
+    const results = await this.session.run(feeds);
     const output = results.output ?? results[this.session.outputNames[0]];
     const values = output.data;
     if (typeof output.dispose === "function") output.dispose();

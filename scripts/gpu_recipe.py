@@ -25,7 +25,7 @@ returns:
 
 ``--student_minutes M`` adds a last phase: ``train/distill.py`` distils the photo→sketch teacher just
 trained into the small real-time ``compact`` student (ngf 8, BatchNorm) at the teacher's resolution,
-in the teacher's default style, from the same pack.
+in every style of the teacher (``--style_conditioning``: each pair in its own style), from the same pack.
 
 ``--finetune_minutes M`` adds a second photo→sketch phase: the same trainer warm-started from the
 first phase's export (``--init_weights``, fresh optimizer) at half the learning rate for M minutes,
@@ -83,8 +83,8 @@ PERCEPTUAL = {"sketch2photo": ["--lambda_perceptual", "10"]}
 #: The optional second photo→sketch phase (``--finetune_minutes``): warm start, half the learning rate.
 FINETUNE = ["--learning_rate", "1e-4"]
 #: The optional student phase (``--student_minutes``): train/distill.py's defaults (compact ngf 8, BatchNorm,
-#: L1 to the teacher x 100 + L1 x 25 + features + PatchGAN) at GPU batch size.
-STUDENT = ["--ndf", "32", "--train_batch_size", "16", "--mixed_precision", "bf16", "--checkpointing_steps", "0",
+#: L1 to the teacher x 100 + L1 x 25 + features + PatchGAN) at GPU batch size, in every style of the teacher.
+STUDENT = ["--style_conditioning", "--ndf", "32", "--train_batch_size", "16", "--mixed_precision", "bf16", "--checkpointing_steps", "0",
            "--validation_steps", "1000", "--num_validation_images", "6", "--logging_steps", "50", "--report_to", "none"]
 #: CPU dry run: the same trainers and files, networks small enough to take a few steps in seconds.
 TINY = ["--ngf", "8", "--n_blocks", "2", "--ndf", "8", "--train_batch_size", "2", "--mixed_precision", "no",

@@ -447,3 +447,25 @@ def test_live_frames_run_at_the_model_size_and_uploads_at_their_own():
     sketch_app.live_sketch(frame, "m", False, 0.5)  # shrunk to 320 x 240, run at the model's 64 px
     sketch_app._sketch(Image.fromarray(frame), "m", False, None, notify=False)  # an upload: up to 1.5 x 64
     assert model.seen == [(64, 85), (96, 128)]
+
+
+def test_live_stream_draws_the_picked_style_of_a_styled_live_model():
+    # The style picker also steers the live webcam stream when its model is style-conditioned (the
+    # style-conditioned photo2sketch-fast); an unconditioned model ignores it.
+    import torch
+
+    from photosketch import PhotoSketchPipeline
+    from photosketch.models import CompactGenerator, StyleNorm
+
+    torch.manual_seed(0)
+    model = CompactGenerator(ngf=4, n_blocks=1, norm="batch", sample_size=32, styles=["a", "b"]).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, StyleNorm):
+                m.film.weight.normal_(0, 1.0)
+    pipe = PhotoSketchPipeline(model, backend="torch", align=False, background=False)
+    sketch_app = space.SketchApp(loader=lambda name: pipe)
+    frame = np.asarray(make_face((64, 48), seed=2).convert("RGB"))
+    drawn = {s: np.asarray(sketch_app.live_sketch(frame, "m", False, 0.5, False, None, s)[0]) for s in ("a", "b")}
+    assert not np.array_equal(drawn["a"], drawn["b"])
+    assert np.array_equal(np.asarray(sketch_app.live_sketch(frame, "m", False, 0.5)[0]), drawn["a"])  # the default style

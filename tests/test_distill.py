@@ -190,3 +190,64 @@ def test_needs_data(teacher, capsys):
     with pytest.raises(SystemExit):
         distill.parse_args(["--teacher", str(teacher)])
     assert "give --data_dir (or --data_pack)" in capsys.readouterr().err
+
+
+def _styled_teacher(path: Path) -> Path:
+    """A compact teacher drawing the styles a and b (random, non-zero style layers: the styles differ)."""
+    torch.manual_seed(0)
+    teacher = CompactGenerator(ngf=8, n_blocks=2, norm="batch", sample_size=32, styles=["a", "b"]).eval()
+    with torch.no_grad():
+        for m in teacher.modules():
+            if type(m).__name__ == "StyleNorm":
+                m.film.weight.normal_(0, 1.0)
+    teacher.save_pretrained(path)
+    return path
+
+
+def test_style_conditioned_student_learns_every_style(tmp_path):
+    # --style_conditioning: each pair is distilled in its own style (styles.csv), into a student that
+    # takes the teacher's styles, warm-started from an unconditioned student (issue 13, item 5).
+    from tests.test_pix2pix import _styled_pairs
+
+    data, teacher = _styled_pairs(tmp_path / "data"), _styled_teacher(tmp_path / "teacher")
+    plain = CompactGenerator(ngf=4, n_blocks=2, norm="batch", sample_size=32)
+    plain.save_pretrained(tmp_path / "plain")
+    out = tmp_path / "run"
+    export = run(data, teacher, out, "--style_conditioning", "--init_weights", str(tmp_path / "plain"),
+                 "--max_train_steps", "40", "--checkpointing_steps", "0", "--lambda_l1", "0", "--gan_weight", "0",
+                 "--lambda_feature", "0", "--learning_rate", "5e-3", "--no-augment", "--validation_steps", "40")
+    student = load_generator(export).eval()
+    assert student.styles == ("a", "b") and json.loads((export / "config.json").read_text())["styles"] == ["a", "b"]
+    assert "in every style of the teacher (a, b; `style=` at inference)" in (export / "README.md").read_text()
+    assert (out / "validation" / "step-40.png").is_file()
+    # Each style of the student has moved towards the teacher's answer in that style, and they differ.
+    teacher_model = load_generator(teacher).eval()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for style in ("a", "b"):
+            before = (plain.eval()(x) - teacher_model(x, style=style)).abs().mean()
+            after = (student(x, style=style) - teacher_model(x, style=style)).abs().mean()
+            assert after < 0.8 * before, style
+        assert not torch.allclose(student(x, style="a"), student(x, style="b"), atol=1e-3)
+
+
+def test_style_conditioning_usage_errors(data_dir, teacher, tmp_path, capsys):
+    from tests.test_pix2pix import _styled_pairs
+
+    styled = _styled_teacher(tmp_path / "teacher")
+    data = _styled_pairs(tmp_path / "data")
+    cases = [
+        (["--data_dir", str(data), "--teacher", str(teacher)], "the teacher"),  # an unstyled teacher
+        (["--data_dir", str(data), "--teacher", str(styled), "--teacher_style", "a"], "drop one of them"),
+        (["--data_dir", str(data_dir), "--teacher", str(styled)], "no style for unstyled pairs"),  # no styles.csv
+    ]
+    (tmp_path / "other" / "train").mkdir(parents=True)
+    for sub in ("photos", "sketches"):
+        (tmp_path / "other" / "train" / sub).symlink_to(data / "train" / sub)
+    (tmp_path / "other" / "train" / "styles.csv").write_text("name,style\n" + "".join(f"{i:02d},c\n" for i in range(6)))
+    cases.append((["--data_dir", str(tmp_path / "other"), "--teacher", str(styled)], "the teacher has no style c (it draws a, b)"))
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            distill.parse_args([*argv, "--style_conditioning"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "Traceback" not in err, err

@@ -65,7 +65,9 @@ def test_pack_then_recipe_writes_loadable_models(tmp_path, capsys, monkeypatch):
     student = summary["runs"]["photo2sketch-fast"]
     assert student["returncode"] == 0 and student["command"].startswith("python train/distill.py")
     assert "photo2sketch-finetune/photo2sketch" in student["command"]
-    assert load_generator(out / "photo2sketch-fast").styles == ()
+    # ... in every style of the teacher, named as the teacher names them
+    assert "--style_conditioning" in student["command"]
+    assert load_generator(out / "photo2sketch-fast").styles == load_generator(out / "photo2sketch").styles != ()
     assert set(summary["runs"]) == {"photo2sketch", "photo2sketch-finetune", "sketch2photo", "photo2sketch-fast"}
     assert all(run["log"] and "perf/images_per_s" in run["log"][-1] for run in summary["runs"].values())
     assert summary["validation_rows"] == ["photo2sketch", "sketch2photo", "photo2sketch-fast"]

@@ -10,6 +10,7 @@ from photosketch.models import (
     CompactGenerator,
     PatchDiscriminator,
     ResnetGenerator,
+    StyleNorm,
     UnetGenerator,
     build_generator,
     fuse_conv_bn,
@@ -235,6 +236,28 @@ def test_fuse_conv_bn_is_exact_and_leaves_the_model_alone(name):
         assert torch.allclose(fused(x), model(x), atol=1e-5)
 
 
+def test_fuse_conv_bn_folds_the_batchnorm_inside_style_norms():
+    # A styled BatchNorm model (the style-conditioned photo2sketch-fast): BN is folded, the per-style
+    # scale and shift stay, and every style (and a mix) gives what the unfused model gives.
+    torch.manual_seed(0)
+    model = build_generator("compact", norm="batch", styles=STYLES, **TINY["compact"])
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 3, 32, 32) * 2 + 0.5, style="cufs")
+        for m in model.modules():
+            if isinstance(m, StyleNorm):
+                m.film.weight.normal_(0, 0.5)
+    model.eval()
+    fused = fuse_conv_bn(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, StyleNorm) for m in fused.modules()) == sum(isinstance(m, StyleNorm) for m in model.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for style in [*STYLES, torch.tensor([0.5, 0.5, 0.0, 0.0])]:
+            assert torch.allclose(fused(x, style=style), model(x, style=style), atol=1e-5)
+        assert not torch.allclose(fused(x, style="cufs"), fused(x, style="fs2k-1"), atol=1e-3)
+
+
 def test_fuse_conv_bn_returns_models_without_bn_unchanged():
     model = CompactGenerator(ngf=8, n_blocks=1, norm="instance")
     assert fuse_conv_bn(model) is model
@@ -294,14 +317,18 @@ def test_unknown_style_is_one_line_listing_the_valid_ones():
         build_generator("resnet", styles=["a", "a"], **TINY["resnet"])
 
 
-def test_unconditioned_weights_warm_start_a_styled_model(tmp_path):
+@pytest.mark.parametrize("name, norm", [("resnet", "instance"), ("compact", "batch")])
+def test_unconditioned_weights_warm_start_a_styled_model(tmp_path, name, norm):
     # --init_weights: the style layers start as the identity, so every style first draws like the
-    # unconditioned model; a folder of another shape is refused in one line.
+    # unconditioned model (a plain BatchNorm's weights and running statistics go into the styled
+    # norm's inner BatchNorm); a folder of another shape is refused in one line.
     from photosketch.training.nets import init_weights, load_init_weights
 
-    plain = init_weights(build_generator("resnet", **TINY["resnet"])).eval()
-    plain.save_pretrained(tmp_path / "plain")
-    styled = init_weights(build_generator("resnet", styles=STYLES, **TINY["resnet"])).eval()
+    plain = init_weights(build_generator(name, norm=norm, **TINY[name]))
+    with torch.no_grad():  # non-trivial running statistics, which must arrive too
+        plain(torch.randn(4, 3, 32, 32) * 2 + 0.5)
+    plain.eval().save_pretrained(tmp_path / "plain")
+    styled = init_weights(build_generator(name, norm=norm, styles=STYLES, **TINY[name])).eval()
     load_init_weights(styled, tmp_path / "plain")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():

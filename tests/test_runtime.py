@@ -114,3 +114,33 @@ def test_onnx_runner_takes_styles_like_the_model():
     plain = make_runner(CompactGenerator(ngf=4, n_blocks=1).eval(), "onnxruntime", num_threads=1)
     with pytest.raises(ValueError, match="has no styles; call it without style="):
         plain(x, style="a")
+
+
+@needs_ort
+def test_a_batchnorm_styled_model_runs_each_style_through_its_own_folded_session():
+    # The style-conditioned student: one style per batch runs a session with that style folded into the
+    # convs (no style input, no per-layer scale and shift), made once per style; a mixed batch, and an
+    # instance-norm model, use the general session. Every answer is the model's.
+    from photosketch.models import StyleNorm, fix_style
+
+    torch.manual_seed(0)
+    styled = CompactGenerator(ngf=4, n_blocks=1, norm="batch", styles=["a", "b"])
+    with torch.no_grad():
+        styled(torch.randn(4, 3, 32, 32), style="a")  # BatchNorm statistics that are not the identity
+        for m in styled.modules():
+            if isinstance(m, StyleNorm):
+                m.film.weight.normal_(0, 0.5)
+    styled.eval()
+    runner = make_runner(styled, "onnxruntime", num_threads=1)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.inference_mode():
+        for style in ("a", "b", "a", ["a", "b"]):
+            assert torch.allclose(runner(x, style=style), styled(x, style=style), atol=2e-5), style
+    assert len(runner._fixed) == 2  # a and b; the mixed batch went through the general session
+    fixed = next(iter(runner._fixed.values()))
+    assert [i.name for i in fixed.get_inputs()] == ["input"]
+    assert [i.name for i in runner.session.get_inputs()] == ["input", "style"]
+    assert not any(isinstance(m, StyleNorm) for m in fix_style(runner.model, torch.tensor([1.0, 0.0])).modules())
+    instance = CompactGenerator(ngf=4, n_blocks=1, norm="instance", styles=["a", "b"]).eval()
+    assert fix_style(instance, torch.tensor([1.0, 0.0])) is None
+    assert not make_runner(instance, "onnxruntime", num_threads=1)._foldable

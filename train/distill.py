@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--teacher", type=str, default="photo2sketch",
                    help="Teacher: a registry name (photo2sketch / sketch2photo = the shipped models), a model folder or a Hub repo id.")
     g.add_argument("--teacher_style", type=str, default=None,
-                   help="For a style-conditioned teacher: the style the (single-style) student learns; default: the "
-                        "pipeline's default style for that teacher (photosketch.pipeline.default_style).")
+                   help="For a style-conditioned teacher and a single-style student: the style the student learns; "
+                        "default: the pipeline's default style for that teacher (photosketch.pipeline.default_style).")
     g.add_argument("--lambda_teacher", type=float, default=100.0, help="Weight of L1 to the teacher's output.")
     g.add_argument("--lambda_feature", type=float, default=1.0,
                    help="Weight of the bottleneck feature loss (needs residual generators on both sides; 0 = off).")
@@ -100,15 +100,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.resolution = int(config.get("sample_size") or 256)
     args.sketch_channels = int(config["out_channels"] if args.direction == "photo2sketch" else config["in_channels"])
     T.check_common_args(parser, args)
-    T.refuse_args(parser, args, ("style_conditioning",), "train/distill.py")
     styles = tuple(getattr(teacher, "styles", ()) or ())
     if args.teacher_style is not None and args.teacher_style not in styles:
         parser.error(f"--teacher_style {args.teacher_style!r}: the teacher draws "
                      + (", ".join(styles) if styles else "one style only (drop --teacher_style)"))
-    args.teacher_style = args.teacher_style or default_style(styles)
+    if args.style_conditioning and not styles:
+        parser.error(f"--style_conditioning: the teacher {args.teacher} draws one style only")
+    if args.style_conditioning and args.teacher_style is not None:
+        parser.error("--teacher_style picks the one style of a single-style student; a --style_conditioning student "
+                     "learns every style of the teacher (drop one of them)")
+    args.teacher_style = None if args.style_conditioning else args.teacher_style or default_style(styles)
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
-    T.check_paired_data(parser, args)
+    data_styles = T.check_paired_data(parser, args)
+    # Each pair is distilled in its own drawn style, so the teacher's output and the real target agree.
+    if args.style_conditioning and not set(data_styles) <= set(styles):
+        parser.error(f"{'--data_pack' if args.data_pack else '--data_dir'}: --style_conditioning distils each pair in its "
+                     f"style (styles.csv), and the teacher has no style {', '.join(sorted(set(data_styles) - set(styles))) or 'for unstyled pairs'} "
+                     f"(it draws {', '.join(styles)})")
+    args.student_styles = list(styles) if args.style_conditioning else []
     args.command = T.format_command(sys.argv[1:] if argv is None else argv, "train/distill.py")
     return args
 
@@ -119,10 +129,13 @@ def main(args: argparse.Namespace) -> Path | None:
 
     # ---- models: the frozen teacher (not prepared: it has no gradients or optimiser state) and the student
     teacher = load_teacher(args.teacher).to(accelerator.device)
-    gen_kwargs = T.generator_kwargs(args, in_ch, out_ch)
-    student = T.build_generator_from_args(args, in_ch, out_ch)
+    # --style_conditioning: the student draws every style of the teacher, named and ordered as the teacher names them.
+    styles = args.student_styles
+    gen_kwargs = T.generator_kwargs(args, in_ch, out_ch, styles)
+    student = T.build_generator_from_args(args, in_ch, out_ch, styles)
     use_gan, use_features = args.gan_weight > 0, args.lambda_feature > 0
-    discriminator = T.build_discriminator(args, in_ch + out_ch) if use_gan else None
+    # D sees the style as constant planes, as in train/pix2pix.py: "a sketch of this style, for this photo".
+    discriminator = T.build_discriminator(args, in_ch + out_ch + len(styles)) if use_gan else None
     # GAN Compression eq. 3: a learnable 1x1 conv maps student features to the teacher's width.
     adapter = nn.Conv2d(_bottleneck_channels(student), _bottleneck_channels(teacher), 1) if use_features else None
     taps = (T.FeatureTap(bottleneck(teacher)), T.FeatureTap(bottleneck(student))) if use_features else None
@@ -139,19 +152,24 @@ def main(args: argparse.Namespace) -> Path | None:
                  f"{args.generator} {gen_kwargs} ({count_params(T.unwrap(student, accelerator))} parameters); "
                  f"{len(data.dataset)} pairs; validation images from {val.source}")
 
-    def teacher_style(n: int, device) -> torch.Tensor | None:
-        """The one style the student learns, as the teacher's style weights (None: an unstyled teacher)."""
-        return teacher.style_weights(args.teacher_style, n, device) if args.teacher_style else None
+    def teacher_style(names: list[str], device) -> torch.Tensor | None:
+        """The teacher's style weights for a batch whose pairs are of the styles ``names``: each pair's own
+        (--style_conditioning), else the one style a single-style student learns (None: an unstyled teacher)."""
+        if styles:
+            return teacher.style_weights(list(names), len(names), device)
+        return teacher.style_weights(args.teacher_style, len(names), device) if args.teacher_style else None
 
     def step(batch: dict) -> dict[str, torch.Tensor]:
         cond, real = run.inputs(batch)
+        w = teacher_style(batch["style"], cond.device)
         with torch.no_grad(), accelerator.autocast():
             # the teacher's answer for this exact (augmented) input, in the student's style
-            w = teacher_style(cond.shape[0], cond.device)
             target_t = teacher(cond) if w is None else teacher(cond, style=w)
         with accelerator.autocast():
-            fake = student(cond)
-        losses = {"loss/discriminator": gan.d_step(cond, fake, real)} if gan is not None else {}  # real -> 1, student -> 0
+            # a styled student takes the teacher's style weights: both list the styles in the same order
+            fake = student(cond, style=w) if styles else student(cond)
+        cond_d = cond if not styles else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
+        losses = {"loss/discriminator": gan.d_step(cond_d, fake, real)} if gan is not None else {}  # real -> 1, student -> 0
         # Student step: the objective in the module docstring.
         loss_teacher = F.l1_loss(fake.float(), target_t.float())
         loss_l1 = F.l1_loss(fake.float(), real.float())
@@ -164,16 +182,18 @@ def main(args: argparse.Namespace) -> Path | None:
             loss_g = loss_g + args.lambda_feature * loss_feature
             losses["loss/feature"] = loss_feature.detach()
         if gan is not None:
-            loss_g = gan.add_generator_terms(loss_g, cond, fake, real, losses)
+            loss_g = gan.add_generator_terms(loss_g, cond_d, fake, real, losses)
         T.backward_step(accelerator, loss_g, optimizer_g, scheduler_g, g_params, args.max_grad_norm)
         return {**losses, "loss/teacher_l1": loss_teacher.detach(), "loss/l1": loss_l1.detach(), "loss/generator": loss_g.detach()}
 
     # The frozen teacher's answers for the fixed validation inputs never change: computed once.
-    teacher_outputs = (T.validation_outputs(teacher, val.inputs, accelerator, style=teacher_style(len(val.inputs), "cpu"))
+    val_style = teacher_style(val.styles, "cpu")
+    teacher_outputs = (T.validation_outputs(teacher, val.inputs, accelerator, style=val_style)
                        if args.validation_steps else None)
 
     def validate(step: int) -> None:  # rows: input | student | teacher | target
-        outputs = T.validation_outputs(student, val.inputs, accelerator, run.emas.get("student"))
+        outputs = T.validation_outputs(student, val.inputs, accelerator, run.emas.get("student"),
+                                       style=val_style if styles else None)
         run.save_grid(step, [val.inputs, outputs, teacher_outputs, val.targets])
 
     run.fit(step, validate, desc=f"distill {args.direction}")
@@ -193,7 +213,9 @@ def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:
         terms.append(f"{args.gan_mode} GAN x {args.gan_weight:g} (conditional 70x70 PatchGAN)")
     return dict(
         title=f"photosketch distilled {source} → {target} ({args.generator})",
-        summary=f"A small, fast {source} → {target} face generator distilled from `{args.teacher}`.",
+        summary=f"A small, fast {source} → {target} face generator distilled from `{args.teacher}`"
+                + (f", in every style of the teacher ({', '.join(args.student_styles)}; `style=` at inference)."
+                   if args.student_styles else "."),
         method=f"Distillation (GAN Compression, Li et al. 2020) from the teacher `{args.teacher}`, trained with `train/distill.py`:",
         data=f"`{Path(args.data_pack or args.data_dir).resolve().name}` ({n_pairs} training pairs) and the teacher's outputs on them",
         loss=" + ".join(terms), gen_kwargs=gen_kwargs,

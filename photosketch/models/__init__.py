@@ -51,6 +51,7 @@ __all__ = [
     "UnetGenerator",
     "build_generator",
     "count_params",
+    "fix_style",
     "fuse_conv_bn",
     "load_generator",
     "norm_layer",
@@ -72,6 +73,9 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq) - 1):
             conv, bn = seq[i], seq[i + 1]
+            # A style-conditioned norm (StyleNorm) is BatchNorm then a per-style affine: fold the BatchNorm.
+            styled = isinstance(bn, StyleNorm) and isinstance(bn.norm, nn.BatchNorm2d)
+            bn = bn.norm if styled else bn
             if type(conv) is not nn.Conv2d or not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None:
                 continue
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -80,8 +84,46 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
             new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
             bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
             new.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-            seq[i], seq[i + 1] = new, nn.Identity()
+            seq[i] = new
+            if styled:
+                seq[i + 1].norm = nn.Identity()
+            else:
+                seq[i + 1] = nn.Identity()
     return fused
+
+
+def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
+    """An inference copy of a :func:`fuse_conv_bn`-folded styled model that draws only the style
+    ``weights`` (one row of :meth:`~photosketch.models.PhotoSketchModel.style_weights`), with no style input.
+
+    With BatchNorm folded, each :class:`StyleNorm` is just ``x * (1 + gamma) + beta`` per channel
+    (Dumoulin et al. 2017, eq. 5) right after a conv, so it folds into that conv too: the copy runs
+    exactly the convolutions of an unconditioned model (the style-conditioned ``photo2sketch-fast``:
+    as fast as the one-style student). ``None`` when some style layer does not sit right after a
+    conv with its norm folded (instance norm: the ResNet and U-Net generators).
+    """
+    fixed = copy.deepcopy(model).eval()
+    pairs = []
+    for seq in [m for m in fixed.modules() if isinstance(m, nn.Sequential)]:
+        pairs += [(seq, i) for i in range(1, len(seq)) if isinstance(seq[i], StyleNorm)]
+    n_style_layers = sum(isinstance(m, StyleNorm) for m in fixed.modules())
+    if not n_style_layers or len(pairs) != n_style_layers:
+        return None
+    if any(type(seq[i - 1]) is not nn.Conv2d or not isinstance(seq[i].norm, nn.Identity) for seq, i in pairs):
+        return None
+    w = weights.reshape(1, -1).to(torch.float32)
+    with torch.no_grad():
+        for seq, i in pairs:
+            conv, film = seq[i - 1], seq[i].film
+            gamma, beta = film(w.to(film.weight.dtype))[0].chunk(2)
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+            new.weight.copy_(conv.weight * (1 + gamma).view(-1, 1, 1, 1))
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(beta)
+            new.bias.copy_(bias * (1 + gamma) + beta)
+            seq[i - 1], seq[i] = new, nn.Identity()
+    fixed.styles = ()
+    return fixed
 
 
 def count_params(model: nn.Module) -> int:

@@ -43,15 +43,17 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Mod
 
     Shapes must match exactly. The only keys allowed to be missing are the style layers
     (``StyleNorm.film``), so an unconditioned model warm-starts a style-conditioned one of the same
-    architecture; those layers keep their identity initialisation. Optimizer state starts fresh.
+    architecture; those layers keep their identity initialisation, and a plain norm's weights
+    (``net.1.weight``) go to the conditional norm's inner one (``net.1.norm.weight``). Optimizer
+    state starts fresh.
     """
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"--init_weights {folder}: no model.safetensors there")
-    loaded = load_file(str(path))
     own = generator.state_dict()
+    loaded = {_styled_key(k, own): v for k, v in load_file(str(path)).items()}
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items() if k in own and v.shape != own[k].shape]
     unexpected = sorted(set(loaded) - set(own))
     missing = sorted(k for k in set(own) - set(loaded) if ".film." not in k)
@@ -63,6 +65,13 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Mod
             own[k].copy_(v.to(own[k].dtype))
     logger.info("warm start from %s (%d tensors)", folder, len(loaded))
     return generator
+
+
+def _styled_key(key: str, own: dict) -> str:
+    """``key`` of an unconditioned model as the style-conditioned ``own`` names it: a BatchNorm's
+    ``a.weight`` is ``a.norm.weight`` inside a :class:`~photosketch.models.StyleNorm`."""
+    head, _, leaf = key.rpartition(".")
+    return f"{head}.norm.{leaf}" if key not in own and f"{head}.norm.{leaf}" in own else key
 
 
 def train_only_style(generator: nn.Module, style: str) -> list[nn.Parameter]:
