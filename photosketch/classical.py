@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil
+from .image import LUMA, ImageInput, load_image, pil_to_tensor, tensor_to_pil
 
 __all__ = ["STYLES", "LineDrawing", "PencilSketch", "XDoG", "build_style", "gaussian_blur", "line_drawing", "luminance",
            "sparse_drawing"]
@@ -34,7 +34,7 @@ def luminance(x: torch.Tensor) -> torch.Tensor:
     x = (x.float().clamp(-1, 1) + 1) / 2
     if x.shape[1] == 1:
         return x
-    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 
 

@@ -36,7 +36,7 @@ from .align import (
     shrink_to,
     warp,
 )
-from .image import ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
+from .image import LUMA, ImageInput, load_image, pil_to_tensor, tensor_to_pil, to_mode
 
 __all__ = ["MAX_ASPECT", "FaceJob", "Plan", "compose", "even_backdrop", "frame_drawing", "guided_coefficients", "native_size",
            "plan_image", "working_size"]
@@ -127,7 +127,7 @@ def luminance(img: Image.Image | np.ndarray) -> np.ndarray:
     """H x W float32 luminance in [0, 1] (ITU-R 601, PIL's "L")."""
     arr = np.asarray(img.convert("L") if isinstance(img, Image.Image) else img, dtype=np.float32)
     if arr.ndim == 3:
-        arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        arr = arr @ np.array(LUMA, dtype=np.float32)
     return arr / 255.0
 
 

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .image import LUMA
+
 __all__ = ["MetricInput", "fsim", "fsimc", "l1", "phase_congruency", "ssim", "to_float_array"]
 
 MetricInput = Union[Image.Image, np.ndarray, torch.Tensor]
@@ -107,7 +109,7 @@ def _luma(arr: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(arr)).to(_DTYPE)
     if t.ndim == 3:
         # FeatureSIM.m: Y = 0.299 R + 0.587 G + 0.114 B (NTSC / ITU-R 601 luma).
-        t = 0.299 * t[..., 0] + 0.587 * t[..., 1] + 0.114 * t[..., 2]
+        t = LUMA[0] * t[..., 0] + LUMA[1] * t[..., 1] + LUMA[2] * t[..., 2]
     return t
 
 

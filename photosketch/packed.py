@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .data import find_pairs, read_styles, split_root, square_crop_resize
-from .image import load_image, to_mode, uint8_to_tensor
+from .image import LUMA, load_image, to_mode, uint8_to_tensor
 
 __all__ = ["IMAGE_FORMATS", "PACK_FORMAT", "PackAugment", "PackedPairs", "augment_pairs", "pack_info", "write_pack"]
 
@@ -206,7 +206,7 @@ def augment_pairs(photo: torch.Tensor, sketch: torch.Tensor, params: dict[str, t
     sketch = F.grid_sample(sketch - 1, grid.to(sketch.dtype), mode="bilinear", padding_mode="zeros", align_corners=False) + 1
 
     x = (photo + 1) / 2  # colour maths in [0, 1]
-    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    gray = LUMA[0] * x[:, 0:1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3]
     col = lambda t: t.to(x.dtype)[:, None, None, None]  # noqa: E731 - per-pair factor as (B, 1, 1, 1)
     x = gray + (x - gray) * col(p["saturation"])
     x = torch.where(col(p["gray"]) > 0, gray.expand_as(x), x)

@@ -251,3 +251,15 @@ def test_style_conditioning_usage_errors(data_dir, teacher, tmp_path, capsys):
             distill.parse_args([*argv, "--style_conditioning"])
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_gradient_similarity_to_the_teacher(data_dir, teacher, tmp_path, capsys):
+    # --lambda_gradient: 1 - FSIM's gradient similarity of the student's output to the teacher's, logged and in the card.
+    out = tmp_path / "run"
+    export = run(data_dir, teacher, out, "--max_train_steps", "2", "--checkpointing_steps", "0", "--lambda_gradient", "50")
+    record = json.loads((out / "logs.jsonl").read_text().splitlines()[0])
+    assert 0 < record["loss/gradient_similarity"] <= 1
+    assert "gradient similarity to the teacher x 50" in (export / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(teacher), "--lambda_gradient", "-1"])
+    assert "--lambda_gradient must be >= 0" in capsys.readouterr().err

@@ -9,6 +9,7 @@ T and student S, the generator objective is
   + lambda_l1      * ||y - S(x)||_1                 # and the real target (pix2pix eq. 3)
   + lambda_feature * ||f_T(x) - r(f_S(x))||_2^2     # bottleneck features, r = learned 1x1 conv (eq. 3)
   + gan_weight     * GAN(S, D)                      # conditional PatchGAN on (x, S(x)) vs (x, y)
+  + lambda_gradient * (1 - GMS(S(x), T(x)))         # optional: the teacher's edges (FSIM eq. 6), default off
 
 No loss needs downloaded weights (no VGG/LPIPS): the teacher's own features are the "perceptual"
 signal. The teacher runs frozen, in eval mode, on the same augmented input as the student, so its
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda_teacher", type=float, default=100.0, help="Weight of L1 to the teacher's output.")
     g.add_argument("--lambda_feature", type=float, default=1.0,
                    help="Weight of the bottleneck feature loss (needs residual generators on both sides; 0 = off).")
+    g.add_argument("--lambda_gradient", type=float, default=0.0,
+                   help="Weight of the gradient-similarity loss to the teacher's output (1 - FSIM eq. 6, as in "
+                        "train/pix2pix.py): the student copies the teacher's strokes as strongly as it draws them, "
+                        "where L1 settles for a softer average. 0 = off.")
     T.add_paired_args(g, lambda_l1=25.0)  # --sketch_source, --lambda_l1, --gan_weight, --gan_mode, --norm_d
     return parser
 
@@ -110,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--teacher_style picks the one style of a single-style student; a --style_conditioning student "
                      "learns every style of the teacher (drop one of them)")
     args.teacher_style = None if args.style_conditioning else args.teacher_style or default_style(styles)
+    if args.lambda_gradient < 0:
+        parser.error("--lambda_gradient must be >= 0")
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
     data_styles = T.check_paired_data(parser, args)
@@ -181,6 +188,10 @@ def main(args: argparse.Namespace) -> Path | None:
             loss_feature = F.mse_loss(mapped.float(), teacher_tap.value.detach().float())
             loss_g = loss_g + args.lambda_feature * loss_feature
             losses["loss/feature"] = loss_feature.detach()
+        if args.lambda_gradient > 0:
+            loss_gradient = T.gradient_similarity_loss(fake, target_t)
+            loss_g = loss_g + args.lambda_gradient * loss_gradient
+            losses["loss/gradient_similarity"] = loss_gradient.detach()
         if gan is not None:
             loss_g = gan.add_generator_terms(loss_g, cond_d, fake, real, losses)
         T.backward_step(accelerator, loss_g, optimizer_g, scheduler_g, g_params, args.max_grad_norm)
@@ -211,6 +222,8 @@ def _model_card(args, gen_kwargs: dict, n_pairs: int) -> dict:
         terms.append(f"bottleneck feature MSE x {args.lambda_feature:g}")
     if args.gan_weight > 0:
         terms.append(f"{args.gan_mode} GAN x {args.gan_weight:g} (conditional 70x70 PatchGAN)")
+    if args.lambda_gradient > 0:
+        terms.append(f"gradient similarity to the teacher x {args.lambda_gradient:g} (1 - FSIM eq. 6, Zhang et al. 2011)")
     return dict(
         title=f"photosketch distilled {source} → {target} ({args.generator})",
         summary=f"A small, fast {source} → {target} face generator distilled from `{args.teacher}`"
