@@ -59,6 +59,17 @@ __all__ = [
 
 
 @torch.no_grad()
+def _scaled_conv(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
+    """``conv`` followed by the per-channel affine map ``y * scale + shift``, as one conv with a bias."""
+    new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
+    new.bias.copy_(bias * scale + shift)
+    return new
+
+
+@torch.no_grad()
 def fuse_conv_bn(model: nn.Module) -> nn.Module:
     """An inference copy of ``model`` with every BatchNorm folded into the Conv2d right before it.
 
@@ -79,12 +90,7 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
             if type(conv) is not nn.Conv2d or not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None:
                 continue
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-            new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            new.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-            seq[i] = new
+            seq[i] = _scaled_conv(conv, scale, bn.bias - bn.running_mean * scale)
             if styled:
                 seq[i + 1].norm = nn.Identity()
             else:
@@ -116,12 +122,7 @@ def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
         for seq, i in pairs:
             conv, film = seq[i - 1], seq[i].film
             gamma, beta = film(w.to(film.weight.dtype))[0].chunk(2)
-            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-            new.weight.copy_(conv.weight * (1 + gamma).view(-1, 1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(beta)
-            new.bias.copy_(bias * (1 + gamma) + beta)
-            seq[i - 1], seq[i] = new, nn.Identity()
+            seq[i - 1], seq[i] = _scaled_conv(conv, 1 + gamma, beta), nn.Identity()
     fixed.styles = ()
     return fixed
 
