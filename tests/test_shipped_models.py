@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import app_browser
 from app_browser import BROWSER_MODEL
 from photosketch import PhotoSketchPipeline
 from photosketch.classical import line_drawing
 from photosketch.hub import MODELS, WEIGHTS_DIR, default_model
+from photosketch.pipeline import default_style
 
 from conftest import make_face
 
@@ -73,7 +75,8 @@ def test_defaults_are_the_shipped_models():
 
 def test_shipped_onnx_is_the_shipped_model():
     """weights/photo2sketch-fast/model.onnx (what the browser runs) gives the safetensors model's sketch, within
-    1/255, on a face at the working size; it was exported from these weights, not from an older run."""
+    1/255, on a face at the working size, in the style the browser feeds it; it was exported from these weights,
+    not from an older run."""
     import onnxruntime as ort
     import torch
 
@@ -85,9 +88,13 @@ def test_shipped_onnx_is_the_shipped_model():
     size = model._hub_mixin_config["sample_size"]
     x = pil_to_tensor(fixed_input(BROWSER_MODEL).resize((size, size), Image.Resampling.LANCZOS))[None]
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    # A style-conditioned student's model.onnx also takes the style weights: the browser feeds the default style's.
+    feeds = {"input": x.numpy()}
+    if model.styles:
+        feeds["style"] = np.asarray([app_browser.browser_config()["style_weights"]], dtype=np.float32)
+    got = torch.from_numpy(session.run(None, feeds)[0])
     with torch.inference_mode():
-        want = model(x)
+        want = model(x, style=default_style(model.styles)) if model.styles else model(x)
 
     def levels(t):
         return t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.int16)
