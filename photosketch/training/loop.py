@@ -103,6 +103,7 @@ class TrainingLoop:
         self.first_step = state.global_step
         self.budget_spent = False
         self._horizon_fitted = False
+        self._fitted_inside_decay = False  # the first fitted horizon put the run past its decay's start
         self.step_cap = max_train_steps  # --max_train_steps / --num_epochs: a fitted horizon never passes it
         self._t_second: tuple[int, float] | None = None  # (step, elapsed s) once the first step is done
         self._pace: list[tuple[int, float]] = []  # (step, elapsed s) at each budget check
@@ -135,9 +136,12 @@ class TrainingLoop:
         # Refit at every logging step until the LR starts to decay, not just once at 10 %: a run whose
         # first minutes were slow (another job on the machine) would otherwise keep a horizon fitted to
         # that pace and stop well before its budget. Once the decay has begun the horizon stays put, so
-        # the LR keeps falling smoothly to zero.
+        # the LR keeps falling smoothly to zero. A run resumed with a budget short against the steps it
+        # has made is inside its decay from its first fitted horizon on: it had no smooth decay of its own
+        # to keep, so it goes on refitting (else a horizon fitted during a slow start would stop it with
+        # much of its budget unspent).
         decay_from = getattr(self.args, "decay_start_fraction", 0.5) * self.max_train_steps
-        if self._horizon_fitted and step >= decay_from:
+        if self._horizon_fitted and step >= decay_from and not self._fitted_inside_decay:
             return
         # Time per step over the last 10 % of the budget (at first: since the second step, as the first
         # carries start-up: cuDNN autotuning, compilation, allocator warm-up). Recent steps predict the
@@ -151,6 +155,8 @@ class TrainingLoop:
         per_step = (elapsed - r_time) / (step - r_step)
         fit = min(self.step_cap, step + int((self.budget_s - elapsed) / per_step))
         first, previous = not self._horizon_fitted, self.max_train_steps
+        if first:
+            self._fitted_inside_decay = step >= getattr(self.args, "decay_start_fraction", 0.5) * fit
         self._horizon_fitted = True
         if fit == previous:
             return
