@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .models import PhotoSketchModel, fix_style, fuse_conv_bn
+from .models import PhotoSketchModel, fix_style, fuse_conv_bn, style_foldable
 
 __all__ = ["BACKENDS", "OnnxRunner", "export_onnx", "make_runner", "onnxruntime_available"]
 
@@ -130,8 +130,7 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         # Whether the style layers fold into the convs; then per-style sessions, made on first use.
-        n = len(getattr(self.model, "styles", ()) or ())
-        self._foldable = bool(n) and fix_style(self.model, torch.zeros(n)) is not None
+        self._foldable = style_foldable(self.model)
         self._fixed: dict[tuple[float, ...], object] = {}
         self._lock = threading.Lock()
 

@@ -121,7 +121,7 @@ def test_a_batchnorm_styled_model_runs_each_style_through_its_own_folded_session
     # The style-conditioned student: one style per batch runs a session with that style folded into the
     # convs (no style input, no per-layer scale and shift), made once per style; a mixed batch, and an
     # instance-norm model, use the general session. Every answer is the model's.
-    from photosketch.models import StyleNorm, fix_style
+    from photosketch.models import StyleNorm, fix_style, style_foldable
 
     torch.manual_seed(0)
     styled = CompactGenerator(ngf=4, n_blocks=1, norm="batch", styles=["a", "b"])
@@ -143,4 +143,5 @@ def test_a_batchnorm_styled_model_runs_each_style_through_its_own_folded_session
     assert not any(isinstance(m, StyleNorm) for m in fix_style(runner.model, torch.tensor([1.0, 0.0])).modules())
     instance = CompactGenerator(ngf=4, n_blocks=1, norm="instance", styles=["a", "b"]).eval()
     assert fix_style(instance, torch.tensor([1.0, 0.0])) is None
+    assert style_foldable(runner.model) and not style_foldable(instance) and not style_foldable(CompactGenerator(ngf=4))
     assert not make_runner(instance, "onnxruntime", num_threads=1)._foldable

@@ -175,7 +175,7 @@ def main(args: argparse.Namespace) -> Path | None:
         with accelerator.autocast():
             # a styled student takes the teacher's style weights: both list the styles in the same order
             fake = student(cond, style=w) if styles else student(cond)
-        cond_d = cond if not styles else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
+        cond_d = T.with_style_planes(cond, w if styles else None)  # D sees the student's style, as in pix2pix
         losses = {"loss/discriminator": gan.d_step(cond_d, fake, real)} if gan is not None else {}  # real -> 1, student -> 0
         # Student step: the objective in the module docstring.
         loss_teacher = F.l1_loss(fake.float(), target_t.float())

@@ -165,7 +165,7 @@ def main(args: argparse.Namespace) -> Path | None:
         cond, real = run.inputs(batch)
         w = style_weights(batch["style"], cond.device)
         # What D is conditioned on: the input, plus the style as constant planes.
-        cond_d = cond if w is None else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
+        cond_d = T.with_style_planes(cond, w)
         warming_up = run.state.global_step < args.d_warmup_steps
         with accelerator.autocast(), torch.set_grad_enabled(not warming_up):
             fake = generator(cond) if w is None else generator(cond, style=w)

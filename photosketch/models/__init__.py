@@ -55,6 +55,7 @@ __all__ = [
     "fuse_conv_bn",
     "load_generator",
     "norm_layer",
+    "style_foldable",
 ]
 
 
@@ -98,6 +99,20 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     return fused
 
 
+def _style_layers(model: nn.Module) -> list[tuple[nn.Sequential, int]]:
+    """(sequence, index) of every :class:`StyleNorm` that sits in an ``nn.Sequential`` after another layer."""
+    return [(seq, i) for seq in model.modules() if isinstance(seq, nn.Sequential)
+            for i in range(1, len(seq)) if isinstance(seq[i], StyleNorm)]
+
+
+def style_foldable(model: nn.Module) -> bool:
+    """Whether :func:`fix_style` can fold ``model``'s styles into its convs: it has style layers, and each
+    one sits right after a conv with its norm already folded (:func:`fuse_conv_bn` of a BatchNorm model)."""
+    layers = _style_layers(model)
+    return (0 < len(layers) == sum(isinstance(m, StyleNorm) for m in model.modules())
+            and all(type(seq[i - 1]) is nn.Conv2d and isinstance(seq[i].norm, nn.Identity) for seq, i in layers))
+
+
 def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
     """An inference copy of a :func:`fuse_conv_bn`-folded styled model that draws only the style
     ``weights`` (one row of :meth:`~photosketch.models.PhotoSketchModel.style_weights`), with no style input.
@@ -108,18 +123,12 @@ def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
     as fast as the one-style student). ``None`` when some style layer does not sit right after a
     conv with its norm folded (instance norm: the ResNet and U-Net generators).
     """
+    if not style_foldable(model):
+        return None
     fixed = copy.deepcopy(model).eval()
-    pairs = []
-    for seq in [m for m in fixed.modules() if isinstance(m, nn.Sequential)]:
-        pairs += [(seq, i) for i in range(1, len(seq)) if isinstance(seq[i], StyleNorm)]
-    n_style_layers = sum(isinstance(m, StyleNorm) for m in fixed.modules())
-    if not n_style_layers or len(pairs) != n_style_layers:
-        return None
-    if any(type(seq[i - 1]) is not nn.Conv2d or not isinstance(seq[i].norm, nn.Identity) for seq, i in pairs):
-        return None
     w = weights.reshape(1, -1).to(torch.float32)
     with torch.no_grad():
-        for seq, i in pairs:
+        for seq, i in _style_layers(fixed):
             conv, film = seq[i - 1], seq[i].film
             gamma, beta = film(w.to(film.weight.dtype))[0].chunk(2)
             seq[i - 1], seq[i] = _scaled_conv(conv, 1 + gamma, beta), nn.Identity()

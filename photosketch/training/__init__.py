@@ -22,7 +22,7 @@ when installed).
 
 from .args import add_gan_args, add_paired_args, check_common_args, format_command, refuse_args, trainer_parser
 from .data import check_paired_data, check_unpaired_data, unpaired_train_data
-from .losses import ConditionalGAN, GANLoss, ImagePool, gradient_similarity_loss
+from .losses import ConditionalGAN, GANLoss, ImagePool, gradient_similarity_loss, with_style_planes
 from .nets import (FeatureTap, build_discriminator, build_generator_from_args, generator_kwargs, set_requires_grad,
                    train_only_style, unwrap)
 from .optim import backward_step, optimizer_step
@@ -57,4 +57,5 @@ __all__ = [
     "unpaired_validation",
     "unwrap",
     "validation_outputs",
+    "with_style_planes",
 ]

@@ -140,7 +140,8 @@ class TrainingLoop:
         # has made is inside its decay from its first fitted horizon on: it had no smooth decay of its own
         # to keep, so it goes on refitting (else a horizon fitted during a slow start would stop it with
         # much of its budget unspent).
-        decay_from = getattr(self.args, "decay_start_fraction", 0.5) * self.max_train_steps
+        decay_fraction = getattr(self.args, "decay_start_fraction", 0.5)
+        decay_from = decay_fraction * self.max_train_steps
         if self._horizon_fitted and step >= decay_from and not self._fitted_inside_decay:
             return
         # Time per step over the last 10 % of the budget (at first: since the second step, as the first
@@ -156,7 +157,7 @@ class TrainingLoop:
         fit = min(self.step_cap, step + int((self.budget_s - elapsed) / per_step))
         first, previous = not self._horizon_fitted, self.max_train_steps
         if first:
-            self._fitted_inside_decay = step >= getattr(self.args, "decay_start_fraction", 0.5) * fit
+            self._fitted_inside_decay = step >= decay_fraction * fit
         self._horizon_fitted = True
         if fit == previous:
             return

@@ -93,6 +93,12 @@ def gradient_similarity_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Te
     return 1 - similarity.mean()
 
 
+def with_style_planes(cond: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """What a style-conditioned D sees: the condition plus one constant plane per style weight
+    ("a sketch of this style, for this input"); ``cond`` itself for an unstyled run (``w`` None)."""
+    return cond if w is None else torch.cat([cond, w[:, :, None, None].expand(-1, -1, *cond.shape[-2:])], 1)
+
+
 class ConditionalGAN:
     """A conditional PatchGAN D and its training, for the paired trainers (pix2pix sec. 3.3).
 
