@@ -263,3 +263,36 @@ def test_gradient_similarity_to_the_teacher(data_dir, teacher, tmp_path, capsys)
     with pytest.raises(SystemExit):
         distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(teacher), "--lambda_gradient", "-1"])
     assert "--lambda_gradient must be >= 0" in capsys.readouterr().err
+
+
+def test_widen_init_warm_starts_a_wider_student(data_dir, teacher, tmp_path, capsys, monkeypatch):
+    # --init_weights NARROW --widen_init: the wider student starts out drawing what the narrow one drew
+    # (so training adds to it); anything but ngf differing is a one-line error, not a traceback.
+    narrow = CompactGenerator(ngf=4, n_blocks=2, norm="batch", sample_size=32).eval()
+    narrow.save_pretrained(tmp_path / "narrow")
+    import photosketch.training.nets as nets
+
+    seen, real_load = {}, nets.load_init_weights
+
+    def spy(generator, folder, widen=False):
+        out = real_load(generator, folder, widen=widen)
+        x = torch.rand(2, 3, 32, 32) * 2 - 1
+        with torch.no_grad():
+            seen["gap"] = (generator.eval()(x) - narrow(x)).abs().max().item()
+        generator.train()
+        return out
+
+    monkeypatch.setattr(nets, "load_init_weights", spy)
+    export = run(data_dir, teacher, tmp_path / "run", "--ngf", "6", "--init_weights", str(tmp_path / "narrow"),
+                 "--widen_init", "--max_train_steps", "2", "--checkpointing_steps", "0")
+    monkeypatch.undo()
+    assert seen["gap"] < 1e-5
+    assert json.loads((export / "config.json").read_text())["ngf"] == 6
+    with pytest.raises(SystemExit, match="only ngf may differ; n_blocks 2 vs 3"):
+        run(data_dir, teacher, tmp_path / "bad", "--ngf", "6", "--n_blocks", "3", "--init_weights", str(tmp_path / "narrow"),
+            "--widen_init", "--max_train_steps", "1")
+    with pytest.raises(SystemExit, match="does not fit this generator"):  # without --widen_init: refused
+        run(data_dir, teacher, tmp_path / "bad2", "--ngf", "6", "--init_weights", str(tmp_path / "narrow"), "--max_train_steps", "1")
+    with pytest.raises(SystemExit):
+        distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(teacher), "--widen_init"])
+    assert "--widen_init needs --init_weights" in capsys.readouterr().err

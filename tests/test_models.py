@@ -15,6 +15,7 @@ from photosketch.models import (
     build_generator,
     fuse_conv_bn,
     load_generator,
+    widen_into,
 )
 
 TINY = {
@@ -336,6 +337,35 @@ def test_unconditioned_weights_warm_start_a_styled_model(tmp_path, name, norm):
     wider = build_generator("resnet", ngf=16, n_blocks=2)
     with pytest.raises(ValueError, match="does not fit this generator"):
         load_init_weights(wider, tmp_path / "plain")
+
+
+def test_widen_into_keeps_the_function_and_can_grow():
+    # --widen_init: a wider copy of a trained styled BatchNorm model draws exactly what it drew, in
+    # every style, in eval mode (running statistics) and in training mode (batch statistics) ...
+    narrow = _styled("compact")
+    narrow.train()
+    with torch.no_grad():  # non-trivial running statistics
+        narrow(torch.randn(4, 3, 32, 32) * 2 + 0.5, style="cufs")
+    wide = build_generator("compact", ngf=12, styles=STYLES, **{k: v for k, v in TINY["compact"].items() if k != "ngf"})
+    torch.nn.init.normal_(wide.net[0].weight)  # new channels keep the wide model's own (non-zero) initialisation
+    widen_into(narrow, wide)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for mode in ("eval", "train"):
+        getattr(narrow, mode)(), getattr(wide, mode)()
+        with torch.no_grad():
+            for style in STYLES:
+                assert torch.allclose(wide(x, style=style), narrow(x, style=style), atol=1e-5), (mode, style)
+    # ... and the zeroed weights (old channels reading new ones) still get gradients, so it can grow.
+    wide(x, style="cufs").mean().backward()
+    assert wide.net[-2].weight.grad[:, 8:].abs().sum() > 0
+
+
+def test_widen_into_refuses_what_it_cannot_widen():
+    resnet = build_generator("resnet", **TINY["resnet"])
+    with pytest.raises(TypeError, match="ConvTranspose2d"):
+        widen_into(resnet, build_generator("resnet", ngf=12, n_blocks=2))
+    with pytest.raises(ValueError, match="different layer structures"):
+        widen_into(build_generator("compact", ngf=8, n_blocks=2), build_generator("compact", ngf=12, n_blocks=3))
 
 
 def test_multiscale_discriminator_features():

@@ -56,6 +56,7 @@ __all__ = [
     "load_generator",
     "norm_layer",
     "style_foldable",
+    "widen_into",
 ]
 
 
@@ -134,6 +135,59 @@ def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
             seq[i - 1], seq[i] = _scaled_conv(conv, 1 + gamma, beta), nn.Identity()
     fixed.styles = ()
     return fixed
+
+
+@torch.no_grad()
+def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
+    """Copy ``narrow``'s weights into ``wide``, the same architecture with more channels, so that
+    ``wide`` computes exactly ``narrow``'s function (Net2WiderNet, Chen et al. 2016, with the new
+    units' outgoing weights at zero instead of split copies).
+
+    Every old channel keeps its weights and ignores the new ones (those input columns are zeroed);
+    new channels keep ``wide``'s own initialisation for their incoming weights, an identity
+    BatchNorm (scale 1, shift 0, running mean 0 / variance 1) and a neutral style (scale and shift
+    0). Gradients still reach the zeroed weights (the new channels' activations are not zero), so
+    training grows into the extra capacity from the narrow model's quality instead of from scratch:
+    the warm start of a wider student (``--init_weights ... --widen_init``). Only convolutions,
+    BatchNorm and :class:`StyleNorm` are widened; other layers with weights (transposed convs,
+    affine instance norms) raise ``TypeError``. Returns ``wide``, modified in place.
+    """
+    if len(list(narrow.modules())) != len(list(wide.modules())):
+        raise ValueError("widen_into: the two models have different layer structures")
+    for (name, old), (_, new) in zip(narrow.named_modules(), wide.named_modules()):
+        if type(old) is not type(new):
+            raise ValueError(f"widen_into: layer {name or '<root>'} is {type(old).__name__} in one model, "
+                             f"{type(new).__name__} in the other")
+        if isinstance(old, StyleNorm):
+            # film maps the style weights to [gamma (C); beta (C)]: the split point moves with C.
+            c_old, c_new = old.film.out_features // 2, new.film.out_features // 2
+            for attr in ("weight", "bias"):
+                src, dst = getattr(old.film, attr), getattr(new.film, attr)
+                dst.zero_()
+                dst[:c_old] = src[:c_old]
+                dst[c_new:c_new + c_old] = src[c_old:]
+        elif isinstance(old, nn.Conv2d):
+            o, i = old.weight.shape[:2]
+            if old.groups == 1:
+                new.weight[:o, :i] = old.weight
+                new.weight[:o, i:] = 0  # old channels ignore the new ones: the function is unchanged
+            elif old.groups == old.in_channels == old.out_channels and new.groups == new.in_channels:
+                new.weight[:o] = old.weight  # depthwise: each channel sees only itself
+            else:
+                raise TypeError(f"widen_into: grouped conv {name} (groups={old.groups}) is not supported")
+            if old.bias is not None:
+                new.bias[:o] = old.bias
+        elif isinstance(old, nn.BatchNorm2d):
+            c = old.num_features
+            new.weight.fill_(1.0), new.bias.zero_(), new.running_mean.zero_(), new.running_var.fill_(1.0)
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                getattr(new, attr)[:c] = getattr(old, attr)
+            new.num_batches_tracked.copy_(old.num_batches_tracked)
+        elif isinstance(old, nn.Linear) and name.endswith(".film"):
+            continue  # done with its StyleNorm
+        elif any(True for _ in old.parameters(recurse=False)):
+            raise TypeError(f"widen_into: cannot widen {type(old).__name__} layer {name}")
+    return wide
 
 
 def count_params(model: nn.Module) -> int:

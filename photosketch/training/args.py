@@ -58,6 +58,10 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
                         "several named styles (config.json 'styles').")
     g.add_argument("--init_weights", type=str, default=None,
                    help="Warm start the generator from a Hub-layout folder (same architecture; optimizer fresh).")
+    g.add_argument("--widen_init", action=argparse.BooleanOptionalAction, default=False,
+                   help="With --init_weights of a narrower model (smaller --ngf, all else equal): widen it so the "
+                        "new generator starts out drawing exactly what it drew (Net2Net, Chen et al. 2016) "
+                        "instead of refusing the shape mismatch.")
 
     g = parser.add_argument_group("optimisation")
     g.add_argument("--train_batch_size", type=int, default=1, help="Per device.")
@@ -174,6 +178,8 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--data_pack {args.data_pack}: no such file")
     if args.init_weights is not None and not os.path.isfile(os.path.join(args.init_weights, "model.safetensors")):
         parser.error(f"--init_weights {args.init_weights}: no model.safetensors there")
+    if getattr(args, "widen_init", False) and args.init_weights is None:
+        parser.error("--widen_init needs --init_weights (the narrower model to widen)")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         parser.error("--checkpoints_total_limit must be >= 1")
     if not 0.0 <= args.decay_start_fraction <= 1.0:

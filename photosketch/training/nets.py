@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, build_generator
+from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, build_generator, load_generator, widen_into
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
-def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
+def load_init_weights(generator: nn.Module, folder: str | os.PathLike, widen: bool = False) -> nn.Module:
     """Warm start (``--init_weights``): copy a Hub-layout folder's ``model.safetensors`` into ``generator``.
 
     Shapes must match exactly. The only keys allowed to be missing are the style layers
@@ -46,12 +46,18 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Mod
     architecture; those layers keep their identity initialisation, and a plain norm's weights
     (``net.1.weight``) go to the conditional norm's inner one (``net.1.norm.weight``). Optimizer
     state starts fresh.
+
+    With ``widen`` (``--widen_init``), ``folder`` may hold a narrower model (smaller ``ngf``, all else
+    equal): it is copied in by :func:`~photosketch.models.widen_into`, so the wider generator starts
+    out drawing exactly what the narrow one drew.
     """
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"--init_weights {folder}: no model.safetensors there")
+    if widen:
+        return _load_widened(generator, folder)
     own = generator.state_dict()
     loaded = {_styled_key(k, own): v for k, v in load_file(str(path)).items()}
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items() if k in own and v.shape != own[k].shape]
@@ -64,6 +70,23 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike) -> nn.Mod
         for k, v in loaded.items():
             own[k].copy_(v.to(own[k].dtype))
     logger.info("warm start from %s (%d tensors)", folder, len(loaded))
+    return generator
+
+
+def _load_widened(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """``--widen_init``: the narrower model in ``folder``, widened into ``generator`` (see load_init_weights)."""
+    narrow = load_generator(folder).float()
+    own_config, config = dict(generator._hub_mixin_config or {}), dict(narrow._hub_mixin_config or {})
+    different = sorted(k for k in set(own_config) | set(config) if k != "ngf" and own_config.get(k) != config.get(k))
+    if type(narrow) is not type(generator) or different:
+        what = ", ".join(f"{k} {config.get(k)!r} vs {own_config.get(k)!r}" for k in different) or \
+            f"{type(narrow).__name__} vs {type(generator).__name__}"
+        raise ValueError(f"--init_weights {folder} --widen_init: only ngf may differ; {what}")
+    if config["ngf"] > own_config["ngf"]:
+        raise ValueError(f"--init_weights {folder} --widen_init: its ngf {config['ngf']} is wider than this "
+                         f"generator's {own_config['ngf']}")
+    widen_into(narrow, generator)
+    logger.info("warm start from %s, widened from ngf %d to %d", folder, config["ngf"], own_config["ngf"])
     return generator
 
 
@@ -134,7 +157,10 @@ def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_ch
     """The generator, initialised (pix2pix sec. 3.3), warm-started from ``--init_weights`` when given."""
     generator = init_weights(build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels, styles)))
     if getattr(args, "init_weights", None):
-        load_init_weights(generator, args.init_weights)
+        try:
+            load_init_weights(generator, args.init_weights, widen=getattr(args, "widen_init", False))
+        except (ValueError, TypeError) as e:  # a folder that does not fit: one line, like argparse's errors
+            raise SystemExit(f"error: {e}") from None
     return generator
 
 
