@@ -265,34 +265,38 @@ def test_gradient_similarity_to_the_teacher(data_dir, teacher, tmp_path, capsys)
     assert "--lambda_gradient must be >= 0" in capsys.readouterr().err
 
 
-def test_widen_init_warm_starts_a_wider_student(data_dir, teacher, tmp_path, capsys, monkeypatch):
-    # --init_weights NARROW --widen_init: the wider student starts out drawing what the narrow one drew
-    # (so training adds to it); anything but ngf differing is a one-line error, not a traceback.
-    narrow = CompactGenerator(ngf=4, n_blocks=2, norm="batch", sample_size=32).eval()
-    narrow.save_pretrained(tmp_path / "narrow")
+def test_grow_init_warm_starts_a_bigger_student(data_dir, teacher, tmp_path, capsys, monkeypatch):
+    # --init_weights SMALL --grow_init: the wider, deeper student starts out drawing what the small one
+    # drew (so training adds to it); anything else differing is a one-line error, not a traceback.
     import photosketch.training.nets as nets
 
+    small = CompactGenerator(ngf=4, n_blocks=2, norm="batch", sample_size=32).eval()
+    small.save_pretrained(tmp_path / "small")
     seen, real_load = {}, nets.load_init_weights
 
-    def spy(generator, folder, widen=False):
-        out = real_load(generator, folder, widen=widen)
+    def spy(generator, folder, grow=False):
+        out = real_load(generator, folder, grow=grow)
         x = torch.rand(2, 3, 32, 32) * 2 - 1
         with torch.no_grad():
-            seen["gap"] = (generator.eval()(x) - narrow(x)).abs().max().item()
+            seen["gap"] = (generator.eval()(x) - small(x)).abs().max().item()
         generator.train()
         return out
 
     monkeypatch.setattr(nets, "load_init_weights", spy)
-    export = run(data_dir, teacher, tmp_path / "run", "--ngf", "6", "--init_weights", str(tmp_path / "narrow"),
-                 "--widen_init", "--max_train_steps", "2", "--checkpointing_steps", "0")
+    export = run(data_dir, teacher, tmp_path / "run", "--ngf", "6", "--n_blocks", "4", "--init_weights",
+                 str(tmp_path / "small"), "--grow_init", "--max_train_steps", "2", "--checkpointing_steps", "0")
     monkeypatch.undo()
     assert seen["gap"] < 1e-5
-    assert json.loads((export / "config.json").read_text())["ngf"] == 6
-    with pytest.raises(SystemExit, match="only ngf may differ; n_blocks 2 vs 3"):
-        run(data_dir, teacher, tmp_path / "bad", "--ngf", "6", "--n_blocks", "3", "--init_weights", str(tmp_path / "narrow"),
-            "--widen_init", "--max_train_steps", "1")
-    with pytest.raises(SystemExit, match="does not fit this generator"):  # without --widen_init: refused
-        run(data_dir, teacher, tmp_path / "bad2", "--ngf", "6", "--init_weights", str(tmp_path / "narrow"), "--max_train_steps", "1")
+    config = json.loads((export / "config.json").read_text())
+    assert (config["ngf"], config["n_blocks"]) == (6, 4)
+    with pytest.raises(SystemExit, match="only ngf and n_blocks may differ; norm 'batch' vs 'instance'"):
+        run(data_dir, teacher, tmp_path / "bad", "--norm", "instance", "--init_weights", str(tmp_path / "small"),
+            "--grow_init", "--max_train_steps", "1")
+    with pytest.raises(SystemExit, match="its ngf 4 is larger than this generator's 2"):
+        run(data_dir, teacher, tmp_path / "bad1", "--ngf", "2", "--init_weights", str(tmp_path / "small"),
+            "--grow_init", "--max_train_steps", "1")
+    with pytest.raises(SystemExit, match="does not fit this generator"):  # without --grow_init: refused
+        run(data_dir, teacher, tmp_path / "bad2", "--ngf", "6", "--init_weights", str(tmp_path / "small"), "--max_train_steps", "1")
     with pytest.raises(SystemExit):
-        distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(teacher), "--widen_init"])
-    assert "--widen_init needs --init_weights" in capsys.readouterr().err
+        distill.parse_args(["--data_dir", str(data_dir), "--teacher", str(teacher), "--grow_init"])
+    assert "--grow_init needs --init_weights" in capsys.readouterr().err

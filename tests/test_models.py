@@ -15,7 +15,7 @@ from photosketch.models import (
     build_generator,
     fuse_conv_bn,
     load_generator,
-    widen_into,
+    grow_into,
 )
 
 TINY = {
@@ -339,33 +339,48 @@ def test_unconditioned_weights_warm_start_a_styled_model(tmp_path, name, norm):
         load_init_weights(wider, tmp_path / "plain")
 
 
-def test_widen_into_keeps_the_function_and_can_grow():
-    # --widen_init: a wider copy of a trained styled BatchNorm model draws exactly what it drew, in
-    # every style, in eval mode (running statistics) and in training mode (batch statistics) ...
-    narrow = _styled("compact")
-    narrow.train()
+@pytest.mark.parametrize("ngf, n_blocks, norm", [(12, 2, "batch"), (8, 5, "batch"), (12, 4, "batch"), (12, 4, "instance")])
+def test_grow_into_keeps_the_function_and_can_learn(ngf, n_blocks, norm):
+    # --grow_init: a wider and/or deeper copy of a trained styled model draws exactly what it drew, in
+    # every style, in eval mode (BatchNorm's running statistics) and in training mode (batch statistics) ...
+    small = build_generator("compact", norm=norm, styles=STYLES, **TINY["compact"])
+    with torch.no_grad():  # a trained model's style layers are not zero
+        for m in small.modules():
+            if isinstance(m, StyleNorm):
+                m.film.weight.normal_(0, 0.5)
+    small.train()
     with torch.no_grad():  # non-trivial running statistics
-        narrow(torch.randn(4, 3, 32, 32) * 2 + 0.5, style="cufs")
-    wide = build_generator("compact", ngf=12, styles=STYLES, **{k: v for k, v in TINY["compact"].items() if k != "ngf"})
-    torch.nn.init.normal_(wide.net[0].weight)  # new channels keep the wide model's own (non-zero) initialisation
-    widen_into(narrow, wide)
+        small(torch.randn(4, 3, 32, 32) * 2 + 0.5, style="cufs")
+    large = build_generator("compact", ngf=ngf, n_blocks=n_blocks, norm=norm, styles=STYLES)
+    for m in large.modules():  # new weights keep the large model's own (non-zero) initialisation
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight)
+    grow_into(small, large)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for mode in ("eval", "train"):
-        getattr(narrow, mode)(), getattr(wide, mode)()
+        getattr(small, mode)(), getattr(large, mode)()
         with torch.no_grad():
             for style in STYLES:
-                assert torch.allclose(wide(x, style=style), narrow(x, style=style), atol=1e-5), (mode, style)
-    # ... and the zeroed weights (old channels reading new ones) still get gradients, so it can grow.
-    wide(x, style="cufs").mean().backward()
-    assert wide.net[-2].weight.grad[:, 8:].abs().sum() > 0
+                assert torch.allclose(large(x, style=style), small(x, style=style), atol=1e-5), (mode, style)
+    # ... and what was zeroed still gets gradients, so the extra capacity can learn.
+    large(x, style="cufs").mean().backward()
+    if ngf > 8:  # the last conv's weights from the new channels
+        assert large.net[-2].weight.grad[:, 8:].abs().sum() > 0
+    new_blocks = [m for m in large.net if type(m).__name__ == "SeparableResBlock"][1::2] if n_blocks >= 4 else []
+    for block in new_blocks:  # an added block starts as the identity; its last norm's scale learns
+        last = block.block[-1].norm if norm == "batch" else block.block[-1].film.bias
+        scale = last.weight if norm == "batch" else last
+        assert scale.grad.abs().sum() > 0
 
 
-def test_widen_into_refuses_what_it_cannot_widen():
+def test_grow_into_refuses_what_it_cannot_grow():
     resnet = build_generator("resnet", **TINY["resnet"])
     with pytest.raises(TypeError, match="ConvTranspose2d"):
-        widen_into(resnet, build_generator("resnet", ngf=12, n_blocks=2))
+        grow_into(resnet, build_generator("resnet", ngf=12, n_blocks=2))
+    with pytest.raises(ValueError, match="different layer structures"):  # fewer blocks, another class
+        grow_into(build_generator("compact", ngf=8, n_blocks=3), build_generator("compact", ngf=8, n_blocks=2))
     with pytest.raises(ValueError, match="different layer structures"):
-        widen_into(build_generator("compact", ngf=8, n_blocks=2), build_generator("compact", ngf=12, n_blocks=3))
+        grow_into(build_generator("compact", ngf=8, n_blocks=2), build_generator("unet", **TINY["unet"]))
 
 
 def test_multiscale_discriminator_features():

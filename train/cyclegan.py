@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.photo_dir and not args.data_dir:
         parser.error("the training data: --data_dir DIR, or --photo_dir + --sketch_dir")
     T.check_common_args(parser, args)
-    T.refuse_args(parser, args, ("data_pack", "style_conditioning", "init_weights", "widen_init"), "train/cyclegan.py")
+    T.refuse_args(parser, args, ("data_pack", "style_conditioning", "init_weights", "grow_init"), "train/cyclegan.py")
     if args.face_crop:
         parser.error("--face_crop: not supported for unpaired data yet; crop the images beforehand")
     if args.pool_size < 0:

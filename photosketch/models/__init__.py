@@ -56,7 +56,7 @@ __all__ = [
     "load_generator",
     "norm_layer",
     "style_foldable",
-    "widen_into",
+    "grow_into",
 ]
 
 
@@ -137,57 +137,100 @@ def fix_style(model: nn.Module, weights: torch.Tensor) -> nn.Module | None:
     return fixed
 
 
-@torch.no_grad()
-def widen_into(narrow: nn.Module, wide: nn.Module) -> nn.Module:
-    """Copy ``narrow``'s weights into ``wide``, the same architecture with more channels, so that
-    ``wide`` computes exactly ``narrow``'s function (Net2WiderNet, Chen et al. 2016, with the new
-    units' outgoing weights at zero instead of split copies).
+#: Residual blocks ``x + f(x)``: the layers :func:`grow_into` may add (as the identity).
+RESIDUAL_BLOCKS = (ResnetBlock, SeparableResBlock)
 
-    Every old channel keeps its weights and ignores the new ones (those input columns are zeroed);
-    new channels keep ``wide``'s own initialisation for their incoming weights, an identity
-    BatchNorm (scale 1, shift 0, running mean 0 / variance 1) and a neutral style (scale and shift
-    0). Gradients still reach the zeroed weights (the new channels' activations are not zero), so
-    training grows into the extra capacity from the narrow model's quality instead of from scratch:
-    the warm start of a wider student (``--init_weights ... --widen_init``). Only convolutions,
-    BatchNorm and :class:`StyleNorm` are widened; other layers with weights (transposed convs,
-    affine instance norms) raise ``TypeError``. Returns ``wide``, modified in place.
+
+def _widen_layer(name: str, old: nn.Module, new: nn.Module) -> None:
+    """One layer of :func:`grow_into`: ``old``'s weights into the same layer with more channels."""
+    if type(old) is not type(new):
+        raise ValueError(f"grow_into: layer {name} is {type(old).__name__} in one model, {type(new).__name__} in the other")
+    if isinstance(old, StyleNorm):
+        # film maps the style weights to [gamma (C); beta (C)]: the split point moves with C.
+        c_old, c_new = old.film.out_features // 2, new.film.out_features // 2
+        for attr in ("weight", "bias"):
+            src, dst = getattr(old.film, attr), getattr(new.film, attr)
+            dst.zero_()
+            dst[:c_old] = src[:c_old]
+            dst[c_new:c_new + c_old] = src[c_old:]
+    elif isinstance(old, nn.Conv2d):
+        o, i = old.weight.shape[:2]
+        if old.groups == 1:
+            new.weight[:o, :i] = old.weight
+            new.weight[:o, i:] = 0  # old channels ignore the new ones: the function is unchanged
+        elif old.groups == old.in_channels == old.out_channels and new.groups == new.in_channels:
+            new.weight[:o] = old.weight  # depthwise: each channel sees only itself
+        else:
+            raise TypeError(f"grow_into: grouped conv {name} (groups={old.groups}) is not supported")
+        if old.bias is not None:
+            new.bias[:o] = old.bias
+    elif isinstance(old, nn.BatchNorm2d):
+        c = old.num_features
+        new.weight.fill_(1.0), new.bias.zero_(), new.running_mean.zero_(), new.running_var.fill_(1.0)
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            getattr(new, attr)[:c] = getattr(old, attr)
+        new.num_batches_tracked.copy_(old.num_batches_tracked)
+    elif any(True for _ in old.parameters(recurse=False)) and not (isinstance(old, nn.Linear) and name.endswith(".film")):
+        raise TypeError(f"grow_into: cannot widen {type(old).__name__} layer {name}")
+
+
+def _zero_residual(block: nn.Module, name: str) -> None:
+    """Make a residual block ``x + f(x)`` the identity: its last norm's scale and shift to zero, so
+    ``f(x) = 0`` in training and eval mode alike (the "zero-gamma" init of Goyal et al. 2017), while
+    that scale still gets gradients, so the block can start to learn. Behind an affine-free norm
+    (instance norm) a conditional norm's scale ``1 + gamma`` is set to zero instead (gamma = -1)."""
+    norms = [m for m in block.modules() if isinstance(m, (nn.BatchNorm2d, StyleNorm))]
+    last = norms[-1] if norms else None
+    if isinstance(last, StyleNorm):
+        last.film.weight.zero_(), last.film.bias.zero_()
+        if not isinstance(last.norm, nn.BatchNorm2d):
+            last.film.bias[: last.film.out_features // 2] = -1.0
+            return
+        last = last.norm
+    if not isinstance(last, nn.BatchNorm2d):
+        raise TypeError(f"grow_into: new block {name} does not end in a BatchNorm or a conditional norm, "
+                        "so it cannot start as the identity")
+    last.weight.zero_(), last.bias.zero_()
+
+
+@torch.no_grad()
+def grow_into(small: nn.Module, large: nn.Module) -> nn.Module:
+    """Copy ``small``'s weights into ``large``, the same architecture with more channels and/or more
+    residual blocks, so that ``large`` computes exactly ``small``'s function: the warm start of a
+    bigger student (``--init_weights ... --grow_init``), so the CPU hours behind ``small`` are kept.
+
+    Wider (Net2WiderNet, Chen et al. 2016, with the new units' outgoing weights at zero instead of
+    split copies): every old channel keeps its weights and ignores the new ones; new channels keep
+    ``large``'s own initialisation for their incoming weights, an identity BatchNorm and a neutral
+    style. Deeper (Net2DeeperNet): the old residual blocks are spread evenly among the new ones, and
+    each new block starts as the identity (:func:`_zero_residual`). Gradients reach every zeroed
+    weight's neighbours, so training grows into the extra capacity. Convolutions, BatchNorm and
+    :class:`StyleNorm` widen; anything else with weights (transposed convs, affine instance norms)
+    raises ``TypeError``, a different layout ``ValueError``. Returns ``large``, modified in place.
     """
-    if len(list(narrow.modules())) != len(list(wide.modules())):
-        raise ValueError("widen_into: the two models have different layer structures")
-    for (name, old), (_, new) in zip(narrow.named_modules(), wide.named_modules()):
-        if type(old) is not type(new):
-            raise ValueError(f"widen_into: layer {name or '<root>'} is {type(old).__name__} in one model, "
-                             f"{type(new).__name__} in the other")
-        if isinstance(old, StyleNorm):
-            # film maps the style weights to [gamma (C); beta (C)]: the split point moves with C.
-            c_old, c_new = old.film.out_features // 2, new.film.out_features // 2
-            for attr in ("weight", "bias"):
-                src, dst = getattr(old.film, attr), getattr(new.film, attr)
-                dst.zero_()
-                dst[:c_old] = src[:c_old]
-                dst[c_new:c_new + c_old] = src[c_old:]
-        elif isinstance(old, nn.Conv2d):
-            o, i = old.weight.shape[:2]
-            if old.groups == 1:
-                new.weight[:o, :i] = old.weight
-                new.weight[:o, i:] = 0  # old channels ignore the new ones: the function is unchanged
-            elif old.groups == old.in_channels == old.out_channels and new.groups == new.in_channels:
-                new.weight[:o] = old.weight  # depthwise: each channel sees only itself
-            else:
-                raise TypeError(f"widen_into: grouped conv {name} (groups={old.groups}) is not supported")
-            if old.bias is not None:
-                new.bias[:o] = old.bias
-        elif isinstance(old, nn.BatchNorm2d):
-            c = old.num_features
-            new.weight.fill_(1.0), new.bias.zero_(), new.running_mean.zero_(), new.running_var.fill_(1.0)
-            for attr in ("weight", "bias", "running_mean", "running_var"):
-                getattr(new, attr)[:c] = getattr(old, attr)
-            new.num_batches_tracked.copy_(old.num_batches_tracked)
-        elif isinstance(old, nn.Linear) and name.endswith(".film"):
-            continue  # done with its StyleNorm
-        elif any(True for _ in old.parameters(recurse=False)):
-            raise TypeError(f"widen_into: cannot widen {type(old).__name__} layer {name}")
-    return wide
+    if type(small) is not type(large) or not isinstance(getattr(small, "net", None), nn.Sequential):
+        raise ValueError("grow_into: the two models have different layer structures")
+    old_layers, new_layers = list(small.net), list(large.net)
+    old_blocks = [i for i, m in enumerate(old_layers) if isinstance(m, RESIDUAL_BLOCKS)]
+    new_blocks = [i for i, m in enumerate(new_layers) if isinstance(m, RESIDUAL_BLOCKS)]
+    k, n = len(old_blocks), len(new_blocks)
+    if len(old_layers) - k != len(new_layers) - n or n < k:
+        raise ValueError("grow_into: the two models have different layer structures")
+    # Old block b goes to new block round(b * n / k); the other new blocks start as the identity.
+    keep = {new_blocks[round(b * n / k)]: old_blocks[b] for b in range(k)}
+    old_plain = [i for i in range(len(old_layers)) if i not in old_blocks]
+    new_plain = [j for j in range(len(new_layers)) if j not in new_blocks]
+    pairs = [(i, j) for j, i in keep.items()] + list(zip(old_plain, new_plain))
+    for i, j in pairs:
+        olds, news = list(old_layers[i].named_modules()), list(new_layers[j].named_modules())
+        if len(olds) != len(news):
+            raise ValueError(f"grow_into: layer net.{i} differs in structure")
+        for (name, old), (_, new) in zip(olds, news):
+            _widen_layer(f"net.{j}.{name}".rstrip("."), old, new)
+    for j in new_blocks:
+        if j not in keep:
+            _zero_residual(new_layers[j], f"net.{j}")
+    return large
 
 
 def count_params(model: nn.Module) -> int:

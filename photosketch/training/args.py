@@ -58,10 +58,10 @@ def add_common_args(parser: argparse.ArgumentParser, data_dir_required: bool = T
                         "several named styles (config.json 'styles').")
     g.add_argument("--init_weights", type=str, default=None,
                    help="Warm start the generator from a Hub-layout folder (same architecture; optimizer fresh).")
-    g.add_argument("--widen_init", action=argparse.BooleanOptionalAction, default=False,
-                   help="With --init_weights of a narrower model (smaller --ngf, all else equal): widen it so the "
-                        "new generator starts out drawing exactly what it drew (Net2Net, Chen et al. 2016) "
-                        "instead of refusing the shape mismatch.")
+    g.add_argument("--grow_init", action=argparse.BooleanOptionalAction, default=False,
+                   help="With --init_weights of a smaller model (smaller --ngf and/or fewer --n_blocks, all else equal): "
+                        "grow it so the new generator starts out drawing exactly what it drew (Net2Net, Chen et al. "
+                        "2016) instead of refusing the shape mismatch.")
 
     g = parser.add_argument_group("optimisation")
     g.add_argument("--train_batch_size", type=int, default=1, help="Per device.")
@@ -185,8 +185,8 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--init_weights {args.init_weights}: no model.safetensors there")
     if getattr(args, "lambda_gradient", 0.0) < 0:
         parser.error("--lambda_gradient must be >= 0")
-    if getattr(args, "widen_init", False) and args.init_weights is None:
-        parser.error("--widen_init needs --init_weights (the narrower model to widen)")
+    if getattr(args, "grow_init", False) and args.init_weights is None:
+        parser.error("--grow_init needs --init_weights (the smaller model to grow)")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         parser.error("--checkpoints_total_limit must be >= 1")
     if not 0.0 <= args.decay_start_fraction <= 1.0:

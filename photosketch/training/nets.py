@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, build_generator, load_generator, widen_into
+from ..models import MultiscaleDiscriminator, PatchDiscriminator, StyleNorm, build_generator, grow_into, load_generator
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
-def load_init_weights(generator: nn.Module, folder: str | os.PathLike, widen: bool = False) -> nn.Module:
+def load_init_weights(generator: nn.Module, folder: str | os.PathLike, grow: bool = False) -> nn.Module:
     """Warm start (``--init_weights``): copy a Hub-layout folder's ``model.safetensors`` into ``generator``.
 
     Shapes must match exactly. The only keys allowed to be missing are the style layers
@@ -47,17 +47,17 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike, widen: bo
     (``net.1.weight``) go to the conditional norm's inner one (``net.1.norm.weight``). Optimizer
     state starts fresh.
 
-    With ``widen`` (``--widen_init``), ``folder`` may hold a narrower model (smaller ``ngf``, all else
-    equal): it is copied in by :func:`~photosketch.models.widen_into`, so the wider generator starts
-    out drawing exactly what the narrow one drew.
+    With ``grow`` (``--grow_init``), ``folder`` may hold a smaller model (smaller ``ngf`` and/or fewer
+    ``n_blocks``, all else equal): it is copied in by :func:`~photosketch.models.grow_into`, so the
+    bigger generator starts out drawing exactly what the small one drew.
     """
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"--init_weights {folder}: no model.safetensors there")
-    if widen:
-        return _load_widened(generator, folder)
+    if grow:
+        return _load_grown(generator, folder)
     own = generator.state_dict()
     loaded = {_styled_key(k, own): v for k, v in load_file(str(path)).items()}
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items() if k in own and v.shape != own[k].shape]
@@ -73,20 +73,23 @@ def load_init_weights(generator: nn.Module, folder: str | os.PathLike, widen: bo
     return generator
 
 
-def _load_widened(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
-    """``--widen_init``: the narrower model in ``folder``, widened into ``generator`` (see load_init_weights)."""
-    narrow = load_generator(folder).float()
-    own_config, config = dict(generator._hub_mixin_config or {}), dict(narrow._hub_mixin_config or {})
-    different = sorted(k for k in set(own_config) | set(config) if k != "ngf" and own_config.get(k) != config.get(k))
-    if type(narrow) is not type(generator) or different:
+def _load_grown(generator: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """``--grow_init``: the smaller model in ``folder``, grown into ``generator`` (see load_init_weights)."""
+    small = load_generator(folder).float()
+    own_config, config = dict(generator._hub_mixin_config or {}), dict(small._hub_mixin_config or {})
+    grows = ("ngf", "n_blocks")
+    different = sorted(k for k in set(own_config) | set(config) if k not in grows and own_config.get(k) != config.get(k))
+    if type(small) is not type(generator) or different:
         what = ", ".join(f"{k} {config.get(k)!r} vs {own_config.get(k)!r}" for k in different) or \
-            f"{type(narrow).__name__} vs {type(generator).__name__}"
-        raise ValueError(f"--init_weights {folder} --widen_init: only ngf may differ; {what}")
-    if config["ngf"] > own_config["ngf"]:
-        raise ValueError(f"--init_weights {folder} --widen_init: its ngf {config['ngf']} is wider than this "
-                         f"generator's {own_config['ngf']}")
-    widen_into(narrow, generator)
-    logger.info("warm start from %s, widened from ngf %d to %d", folder, config["ngf"], own_config["ngf"])
+            f"{type(small).__name__} vs {type(generator).__name__}"
+        raise ValueError(f"--init_weights {folder} --grow_init: only ngf and n_blocks may differ; {what}")
+    bigger = [f"its {k} {config[k]} is larger than this generator's {own_config[k]}"
+              for k in grows if k in config and config[k] > own_config[k]]
+    if bigger:
+        raise ValueError(f"--init_weights {folder} --grow_init: " + "; ".join(bigger))
+    grow_into(small, generator)
+    logger.info("warm start from %s, grown from %s", folder,
+                ", ".join(f"{k} {config.get(k)} to {own_config.get(k)}" for k in grows if k in config))
     return generator
 
 
@@ -158,7 +161,7 @@ def build_generator_from_args(args: argparse.Namespace, in_channels: int, out_ch
     generator = init_weights(build_generator(args.generator, **generator_kwargs(args, in_channels, out_channels, styles)))
     if getattr(args, "init_weights", None):
         try:
-            load_init_weights(generator, args.init_weights, widen=getattr(args, "widen_init", False))
+            load_init_weights(generator, args.init_weights, grow=getattr(args, "grow_init", False))
         except (ValueError, TypeError) as e:  # a folder that does not fit: one line, like argparse's errors
             raise SystemExit(f"error: {e}") from None
     return generator
