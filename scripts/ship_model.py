@@ -83,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the classical baseline's results on the same test set")
     p.add_argument("--teacher_results", action="append", default=[], metavar="LABEL=results.json",
                    help="for a distilled student: its teacher's results on the same test set")
+    p.add_argument("--previous_results", action="append", default=[], metavar="LABEL=results.json",
+                   help="the model this one replaces, on the same test set (measured in the same session)")
     p.add_argument("--latency", type=Path, default=None, help="benchmarks/latency.py --output JSON with a row for this model")
     p.add_argument("--stream", type=Path, default=None, help="benchmarks/stream.py --output JSON with rows for this model")
     p.add_argument("--note", default="", help="extra sentence for the Training section (e.g. why CPU)")
@@ -145,7 +147,13 @@ def _pairs(items: list[str]) -> dict[str, dict]:
     return out
 
 
-def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teachers: dict[str, dict] | None = None) -> str:
+def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teachers: dict[str, dict] | None = None,
+                     previous: dict[str, dict] | None = None, name: str = "") -> str:
+    """The card's Evaluation section: this model, its teacher, the model of the same ``name`` it
+    replaces (``previous``; its weights leave the repo, so its commands are not listed) and the
+    classical baseline per test set and per style, the do-nothing floor, and for a student the
+    per-style gap to its teacher."""
+    teachers, previous = teachers or {}, previous or {}
     lines = [
         "Measured with `python -m photosketch.evaluate` (protocol in its docstring: shorter side to the "
         "model size, output back to the ground truth's size, grayscale comparison for sketches).",
@@ -154,8 +162,10 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teach
         "|---|---|---:|---:|---:|---:|",
     ]
     for label, res in results.items():
-        teacher = (teachers or {}).get(label)
-        for who, r in (("this model", res), (f"teacher: {(teacher or {}).get('model', '')}", teacher),
+        teacher, before = teachers.get(label), previous.get(label)
+        others = ((f"teacher: {(teacher or {}).get('model', '')}", teacher),
+                  (f"previous {name or 'model'} (the one this replaces)", before))
+        for who, r in (("this model", res), *others,
                        (f"baseline: {baselines.get(label, {}).get('model', '')}", baselines.get(label))):
             if not r:
                 continue
@@ -169,15 +179,43 @@ def evaluation_table(results: dict[str, dict], baselines: dict[str, dict], teach
             by_style = {}
         for style, m in sorted(by_style.items()):
             n = m.get("n", "")
-            lines.append(f"| {label}, style {style} | this model | {n} | {m['fsim']:.4f} | {m['ssim']:.4f} | {m['l1']:.4f} |")
+            rows = [("this model", m)] + [(who, (r.get("means_by_style") or {}).get(style)) for who, r in others if r]
+            for who, sm in rows:
+                if sm:
+                    lines.append(f"| {label}, style {style} | {who} | {n} | {sm['fsim']:.4f} | {sm['ssim']:.4f} | {sm['l1']:.4f} |")
             if m.get("floor"):
                 f = m["floor"]
                 lines.append(f"| {label}, style {style} | do nothing | {n} | {f['fsim']:.4f} | {f['ssim']:.4f} | {f['l1']:.4f} |")
-    runs = list(results.values()) + list((teachers or {}).values())
+    gaps = style_gaps(results, teachers)
+    if gaps:
+        close = sum(round(d, 4) >= -STUDENT_TOLERANCE for _, _, _, d in gaps)  # as the card prints them
+        lines += ["", "Per style against the teacher, same protocol: " + ", ".join(
+            f"`{style}` {mine:.4f} against {theirs:.4f} ({d:+.4f})" for style, mine, theirs, d in gaps)
+            + f": within {STUDENT_TOLERANCE} FSIM of the teacher (or above it) in {close} style{'s' * (close != 1)} of {len(gaps)}."]
+    runs = list(results.values()) + list(teachers.values())
     cmds = sorted({r.get("command", "") for r in runs if r.get("command")})
     if cmds:
         lines += ["", "Commands:", "", "```bash", *cmds, "```"]
     return "\n".join(lines)
+
+
+#: A distilled student should stay this close to its teacher in FSIM, style by style (issue 13).
+STUDENT_TOLERANCE = 0.01
+
+
+def style_gaps(results: dict[str, dict], teachers: dict[str, dict]) -> list[tuple[str, float, float, float]]:
+    """(style, student FSIM, teacher FSIM, difference) for every style of every test set that both
+    were measured on; a set of one style (CUFS) counts as that style."""
+    gaps = []
+    for label, res in results.items():
+        teacher = teachers.get(label)
+        if not teacher:
+            continue
+        mine, theirs = res.get("means_by_style") or {}, teacher.get("means_by_style") or {}
+        for style in sorted(set(mine) & set(theirs)):
+            a, b = mine[style]["fsim"], theirs[style]["fsim"]
+            gaps.append((style, a, b, a - b))
+    return gaps
 
 
 BACKEND_LABELS = {"fp32": "PyTorch, BatchNorm folded", "onnxruntime": "ONNX Runtime (the pipeline's default)"}
@@ -312,8 +350,8 @@ def main(args: argparse.Namespace) -> int:
         "class_name": type(model).__name__,
         "architecture": architecture,
         "training": training,
-        "evaluation": (evaluation_table(_pairs(args.results), _pairs(args.baseline), _pairs(args.teacher_results))
-                       if args.results else None),
+        "evaluation": (evaluation_table(_pairs(args.results), _pairs(args.baseline), _pairs(args.teacher_results),
+                                        _pairs(args.previous_results), args.name) if args.results else None),
         "speed": speed_text(args.latency, args.name, args.stream),
         "styles": styles_text(model, args.name),
     }

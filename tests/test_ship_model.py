@@ -85,6 +85,7 @@ def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path,
         "--model_dir", str(run / "photo2sketch"), "--name", "photo2sketch-fast", "--weights_dir", str(tmp_path / "shipped"),
         "--results", f"tiny test={evals['student'] / 'results.json'}",
         "--teacher_results", f"tiny test={evals['teacher'] / 'results.json'}",
+        "--previous_results", f"tiny test={evals['teacher'] / 'results.json'}",
     ])) == 0
     card_path = tmp_path / "shipped" / "photo2sketch-fast" / "README.md"
     before = card_path.read_text()
@@ -103,6 +104,7 @@ def test_ship_a_distilled_student_with_teacher_rows_and_measured_speed(tmp_path,
     teacher_fsim = json.loads((evals["teacher"] / "results.json").read_text())["means"]["fsim"]
     assert "train/distill.py` for 5 steps" in card and "--teacher photo2sketch" in card
     assert f"| tiny test | teacher: {tmp_path / 'teacher'} | 2 | {teacher_fsim:.4f} |" in card
+    assert f"| tiny test | previous photo2sketch-fast (the one this replaces) | 2 | {teacher_fsim:.4f} |" in card
     assert "ONNX Runtime (the pipeline's default)" in card and "PyTorch, BatchNorm folded" in card
     assert "live webcam handler" in card and "benchmarks/stream.py --quick" in card
 
@@ -129,6 +131,26 @@ def test_styled_model_card_has_styles_and_the_do_nothing_floor(tmp_path):
     res = json.loads((results / "results.json").read_text())
     res["means_by_style"] = {"cufs": res["means_by_style"]["cufs"]}
     assert ", style" not in ship.evaluation_table({"tiny": res}, {})
+
+
+def test_per_style_rows_and_gaps_to_the_teacher():
+    # A student's card lists its teacher and the model it replaces in every style, and says in how many
+    # styles it is within 0.01 FSIM of the teacher (a one-style set, CUFS, counts as its style).
+    ship = load_ship()
+
+    def res(fsim, styles):
+        row = lambda f: {"fsim": f, "ssim": 0.5, "l1": 0.1, "n": 2}  # noqa: E731
+        return {"n": 4, "model": "m", "means": row(fsim), "means_by_style": {s: row(f) for s, f in styles.items()}}
+
+    student = {"A": res(0.70, {"cufs": 0.70}), "B": res(0.60, {"s1": 0.65, "s2": 0.55})}
+    teacher = {"A": res(0.72, {"cufs": 0.72}), "B": res(0.61, {"s1": 0.655, "s2": 0.56})}
+    before = {"B": res(0.58, {"s1": 0.63, "s2": 0.53})}
+    table = ship.evaluation_table(student, {}, teacher, before, "photo2sketch-fast")
+    assert "| B, style s2 | teacher: m | 2 | 0.5600 |" in table
+    assert "| B, style s1 | previous photo2sketch-fast (the one this replaces) | 2 | 0.6300 |" in table
+    assert "`cufs` 0.7000 against 0.7200 (-0.0200)" in table and "`s1` 0.6500 against 0.6550 (-0.0050)" in table
+    assert "in 2 styles of 3." in table
+    assert "Per style against the teacher" not in ship.evaluation_table(student, {})
 
 
 def _uint8(x: torch.Tensor):
