@@ -48,7 +48,8 @@ DIRECTIONS = ("photo2sketch", "sketch2photo")
 def build_parser() -> argparse.ArgumentParser:
     parser, g = T.trainer_parser("Train a pix2pix photo<->sketch generator (Isola et al. 2017).", "pix2pix")
     g.add_argument("--direction", type=str, default="photo2sketch", choices=DIRECTIONS)
-    T.add_paired_args(g, lambda_l1=100.0)  # --sketch_source, --lambda_l1, --lambda_gradient, --gan_weight (0: L1-only baseline), --gan_mode, --norm_d
+    # --sketch_source, --lambda_l1, --lambda_gradient (to the target), --gan_weight (0: L1-only baseline), --gan_mode, --norm_d
+    T.add_paired_args(g, lambda_l1=100.0)
     g.add_argument("--num_scales_d", type=int, default=1,
                    help="PatchGANs at full, 1/2, 1/4... resolution (pix2pixHD: 2-3); 1 = the pix2pix discriminator.")
     g.add_argument("--lambda_feature_matching", type=float, default=0.0,

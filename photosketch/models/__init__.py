@@ -53,10 +53,10 @@ __all__ = [
     "count_params",
     "fix_style",
     "fuse_conv_bn",
+    "grow_into",
     "load_generator",
     "norm_layer",
     "style_foldable",
-    "grow_into",
 ]
 
 
