@@ -241,12 +241,15 @@ def even_backdrop(photo: Image.Image, aligner: FaceAligner, *, source: Image.Ima
 
 def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[float, float, float, float],
                aligner: FaceAligner, face_crop: bool, align: bool, background: bool, faces: str,
-               given: Sequence[Face] | None = None, max_size: int | None = None) -> Plan:
+               given: Sequence[Face] | None = None, max_size: int | None = None,
+               enlarge_surround: bool = True) -> Plan:
     """Load ``image`` (cropped to its largest face by ``aligner.crop`` with ``face_crop``) and plan its
     model inputs: each face found by ``aligner`` (or ``given``) warped into a ``canvas`` at working
     ``size``, and the whole image unless the faces go on a white page (``background`` with landmarks).
     With ``max_size``, the whole image and each face run at their own resolution between ``size`` and
-    ``max_size`` (:func:`native_size`)."""
+    ``max_size`` (:func:`native_size`). ``enlarge_surround=False``: when faces were found, the whole image
+    under them is not enlarged to ``size`` if smaller (the faces, which need the model's training scale,
+    keep their ``size``-px canvases; enlarging the surround adds no detail, only cost)."""
     img = load_image(image)
     if face_crop:
         img, _ = aligner.crop(img)
@@ -263,6 +266,8 @@ def plan_image(image: ImageInput, *, size: int, in_channels: int, canvas: tuple[
         logger.info("no person mask without mediapipe: the background is sketched too")
     if not plan.background:  # the whole image runs: alone, or as the base the faces go over
         whole_size = native_size(size, max_size, min(img.size))
+        if found and not enlarge_surround:
+            whole_size = min(whole_size, min(img.size))
         tensor, work = whole_input(img, whole_size, in_channels)
         plan.whole, plan.whole_guide = 0, luminance(work)
         if not found and background:

@@ -301,6 +301,7 @@ class PhotoSketchPipeline:
         seed: int | None = None,
         frame: bool | None = None,
         max_size: int | None = None,
+        enlarge_surround: bool = True,
     ) -> Image.Image | list[Image.Image]:
         """Convert one image (-> a PIL image) or a list (-> a list, same order).
 
@@ -318,6 +319,10 @@ class PhotoSketchPipeline:
             frame: override the pipeline's ``frame`` for this call (sketch→photo only).
             max_size: override the pipeline's ``max_size`` for this call (``pipe.size``: a fixed cost,
                 as the app's live webcam stream wants).
+            enlarge_surround: with ``align``, ``False`` runs the whole image under the faces at its own
+                resolution when it is smaller than the model's size (the faces keep their canvases at the
+                model's size). The live stream's 320-px frames: a smaller, unresized model input, about
+                a sixth less time a frame (``benchmarks/stream.py``).
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
@@ -352,7 +357,8 @@ class PhotoSketchPipeline:
             plans = [plan_image(item, size=self.size, in_channels=self.in_channels, canvas=self.canvas,
                                 aligner=self.aligner, face_crop=crop, align=align,
                                 background=background and self.direction == "photo2sketch",
-                                faces=faces, given=found_faces, max_size=max_size) for item in items]
+                                faces=faces, given=found_faces, max_size=max_size,
+                                enlarge_surround=enlarge_surround) for item in items]
             jobs = [(p, j) for p, plan in enumerate(plans) for j in range(len(plan.inputs))]
             results: list[list[torch.Tensor | None]] = [[None] * len(plan.inputs) for plan in plans]
             # Inputs of the same size share a batch (aligned faces always do).

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import make_face
@@ -426,27 +427,60 @@ def test_live_alignment_tracks_the_face_between_frames(monkeypatch):
     assert sketch_app.live_sketch(frame, "xdog", True, 0.5)[1] is None
 
 
-def test_live_frames_run_at_the_model_size_and_uploads_at_their_own():
-    import torch
+class _Shapes(torch.nn.Module):
+    """A "model" that records the height and width of each batch it runs and returns its input's red channel."""
 
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape[-2:]))
+        return x[:, :1]
+
+
+def test_live_frames_run_at_the_model_size_and_uploads_at_their_own():
     from photosketch import PhotoSketchPipeline
 
-    class Shapes(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def forward(self, x):
-            self.seen.append(tuple(x.shape[-2:]))
-            return x[:, :1]
-
-    model = Shapes()
+    model = _Shapes()
     sketch_app = space.SketchApp(loader=lambda name: PhotoSketchPipeline(model, size=64, backend="torch", align=False,
                                                                          background=False))
     frame = np.full((480, 640, 3), 128, np.uint8)
     sketch_app.live_sketch(frame, "m", False, 0.5)  # shrunk to 320 x 240, run at the model's 64 px
     sketch_app._sketch(Image.fromarray(frame), "m", False, None, notify=False)  # an upload: up to 1.5 x 64
     assert model.seen == [(64, 85), (96, 128)]
+
+
+def test_fit_shrinks_to_the_limits_and_fast_stays_antialiased():
+    photo = make_face((640, 480))
+    assert space.fit(photo, max_side=1024) is photo  # never enlarged
+    fine, fast = space.fit(photo, max_side=320), space.fit(photo, max_side=320, fast=True)
+    assert fine.size == fast.size == (320, 240)
+    # A box-filtered reduce, not point sampling: a one-pixel checkerboard comes out flat grey, as with Lanczos.
+    checker = Image.fromarray(((np.indices((480, 640)).sum(0) % 2) * 255).astype(np.uint8))
+    flat = np.asarray(space.fit(checker, max_side=320, fast=True), np.float32)
+    assert abs(float(flat.mean()) - 127.5) < 2.0 and float(flat.std()) < 2.0  # point sampling: all 0 or all 255
+    assert float(np.abs(np.asarray(fine, np.float32) - np.asarray(fast, np.float32)).mean()) < 3.0
+
+
+def test_live_aligned_frames_run_the_surround_as_it_is_and_the_face_at_the_model_size():
+    from photosketch import PhotoSketchPipeline
+    from photosketch.align import canvas_size
+
+    model = _Shapes()
+    pipe = PhotoSketchPipeline(model, size=256, backend="torch", background=False)
+    sketch_app = space.SketchApp(loader=lambda name: pipe)
+    # A 640 x 480 webcam frame with the astronaut in it: 320 x 240 after the live downscale, under 256 px.
+    frame = Image.new("RGB", (640, 480), (128, 128, 128))
+    frame.paste(Image.open(space.EXAMPLES_DIR / "photo_astronaut.jpg").convert("RGB").resize((400, 400)), (120, 40))
+    sketch, track = sketch_app.live_sketch(np.asarray(frame), "m", False, 0.5, True, None)
+    assert track.faces and sketch.size == (320, 240)
+    w, h = canvas_size(256, pipe.canvas)
+    assert model.seen == [(240, 320), (h, w)]  # the frame as it is, then the face on its model-size canvas
+    # An upload of the same small picture keeps the surround enlarged to the model's size.
+    model.seen.clear()
+    sketch_app._sketch(frame.resize((320, 240)), "m", False, None, notify=False, align=True)
+    assert model.seen[0] == (256, 341) and model.seen[1:] == [(h, w)]
 
 
 def test_live_stream_draws_the_picked_style_of_a_styled_live_model():

@@ -98,6 +98,22 @@ def test_native_size_follows_the_content_between_size_and_max_size():
     assert native_size(256, None, 900.0) == native_size(256, 256, 900.0) == 256  # off
 
 
+def test_a_small_surround_under_faces_runs_as_it_is_without_enlarge_surround():
+    photo = make_face((200, 160))  # 200 x 160: the shorter side under the model's 256
+    face = Face(np.array([[70.0, 85.0], [130.0, 85.0], [100.0, 105.0], [100.0, 125.0]]), (50, 40, 100, 130), "mesh")
+    w, h = canvas_size(256, CANVAS)
+    enlarged = _plan(photo, _NoFaces(), given=[face], size=256)
+    as_is = _plan(photo, _NoFaces(), given=[face], size=256, enlarge_surround=False)
+    assert tuple(enlarged.inputs[0].shape[1:]) == tuple(reversed(working_size(200, 160, 256))) == (256, 320)
+    assert tuple(as_is.inputs[0].shape[1:]) == (160, 200)  # the photo's own pixels, no resize
+    assert tuple(as_is.inputs[1].shape[1:]) == tuple(enlarged.inputs[1].shape[1:]) == (h, w)  # the face: model size
+    out = compose(as_is, [t[:1] for t in as_is.inputs], upsample="guided")
+    assert out.size == photo.size
+    # Without faces the whole image is all there is: enlarged to the model's size as always.
+    alone = _plan(photo, _NoFaces(), size=256, enlarge_surround=False)
+    assert tuple(alone.inputs[0].shape[1:]) == (256, 320)
+
+
 def test_max_size_runs_large_images_and_faces_at_their_own_resolution():
     scene = Image.fromarray(np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1))).convert("RGB")
     assert tuple(_plan(scene, _NoFaces(), max_size=200).inputs[0].shape[1:]) == (120, 160)  # its own 120 px
