@@ -142,6 +142,17 @@ def test_sketch2photo_falls_back_to_mixed_without_packed_drawings(tmp_path):
     assert "--sketch_source" not in gpu_recipe.run_args("photo2sketch", "p", tmp_path, 1.0, 256, sparse_drawings=False)
 
 
+def test_student_is_the_deep_compact_the_cpu_runs_chose(tmp_path):
+    # The student phase trains the published student shape (ngf 8 from distill.py's defaults, 12 blocks, styled);
+    # in the CPU dry run the TINY flags come later, and argparse's last value wins.
+    def last(args, flag):
+        return args[len(args) - 1 - args[::-1].index(flag) + 1]
+
+    published = gpu_recipe.student_args("p", tmp_path, 1.0, tmp_path / "teacher")
+    assert last(published, "--n_blocks") == "12" and "--style_conditioning" in published and "--ngf" not in published
+    assert last(gpu_recipe.student_args("p", tmp_path, 1.0, tmp_path / "teacher", tiny=True), "--n_blocks") == "2"
+
+
 def test_without_the_weights_wheel_the_pack_has_no_features_and_says_so(tmp_path, monkeypatch, caplog):
     data = tmp_path / "data"
     make_paired_split(data / "train", 2, size=(40, 40))
