@@ -322,7 +322,7 @@ class PhotoSketchPipeline:
             enlarge_surround: with ``align``, ``False`` runs the whole image under the faces at its own
                 resolution when it is smaller than the model's size (the faces keep their canvases at the
                 model's size). The live stream's 320-px frames: a smaller, unresized model input, about
-                a sixth less time a frame (``benchmarks/stream.py``).
+                4 ms less of a 44 ms frame (``benchmarks/stream.py``, the 6-block student).
 
         Raises:
             photosketch.image.ImageLoadError: an input cannot be read.
