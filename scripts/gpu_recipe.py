@@ -85,7 +85,7 @@ FINETUNE = ["--learning_rate", "1e-4"]
 #: The optional student phase (``--student_minutes``): train/distill.py's defaults (compact ngf 8, BatchNorm,
 #: L1 to the teacher x 100 + L1 x 25 + features + PatchGAN) at GPU batch size, in every style of the teacher;
 #: 12 residual blocks, the shipped student's shape: on CPU it came within 0.01 FSIM of the teacher in every style
-#: where 6 blocks stayed 0.012 short, and it keeps the 15 ms / 20 frames/s budgets (README "Distillation");
+#: where 6 blocks stayed 0.012 short, and it keeps the 15 ms / 20 frames/s budgets (README, Quality: "A deeper student");
 #: 16 blocks scored a little higher but ran over 15 ms.
 STUDENT = ["--style_conditioning", "--n_blocks", "12", "--ndf", "32", "--train_batch_size", "16", "--mixed_precision", "bf16", "--checkpointing_steps", "0",
            "--validation_steps", "1000", "--num_validation_images", "6", "--logging_steps", "50", "--report_to", "none"]
