@@ -90,7 +90,8 @@ def _version(path: Path) -> str:
 def browser_config() -> dict[str, Any]:
     """What ``browser_live.js`` needs: URLs (relative to the app's root), the working size (the pipeline's:
     the model's ``sample_size``, else ``photosketch.pipeline.DEFAULT_SIZE``) and, for a style-conditioned
-    model, the style weights it is fed (one-hot: the style the pipeline draws by default) with that style's name."""
+    model, its style names and the weights it is fed when the app's style picker names none of them (one-hot:
+    the style the pipeline draws by default) with that style's name; browser_live.js follows the picker."""
     from photosketch.pipeline import DEFAULT_SIZE, default_style
 
     config = json.loads((model_folder() / "config.json").read_text())
@@ -102,6 +103,7 @@ def browser_config() -> dict[str, Any]:
         "ort": _url(ORT_DIR) + "/",
         "size": int(config.get("sample_size") or DEFAULT_SIZE),
         "style": style,
+        "styles": styles or None,
         "style_weights": [float(s == style) for s in styles] if styles else None,
     }
 
@@ -129,8 +131,8 @@ def live_block():
         return gr.Markdown("**Live in your browser** is not available on this server: " + "; ".join(needs)
                            + ". The server-side live mode below works without it.", elem_id="browser-live-missing")
     config = browser_config()
-    # A style-conditioned student draws its default style here (the picker above steers the server modes).
-    style = f" (style <code>{config['style']}</code>)" if config["style"] else ""
+    # A style-conditioned student draws the style picked above, like the server modes.
+    style = " (in the style picked above)" if config["style"] else ""
     return gr.HTML(
         (STATIC_DIR / "browser_live.html").read_text().replace("{model}", BROWSER_MODEL).replace("{style}", style),
         css_template=(STATIC_DIR / "browser_live.css").read_text(),

@@ -129,8 +129,9 @@ export class Sketcher {
   async runTensor(data) {
     const { size } = this.cfg;
     const feeds = { input: new this.ort.Tensor("float32", data, [1, 3, size, size]) };
-    // A style-conditioned student takes its style weights (one-hot, from app_browser.browser_config) as a second input.
-    const weights = this.cfg.style_weights;
+    // A style-conditioned student takes its style weights (one-hot) as a second input: the style picked in the
+    // Photo -> Sketch tab's style picker, read on every frame so a change shows at once, else the default.
+    const weights = this.styleWeights();
     if (weights && this.session.inputNames.includes("style")) {
       feeds.style = new this.ort.Tensor("float32", Float32Array.from(weights), [1, weights.length]);
     }
@@ -139,6 +140,13 @@ export class Sketcher {
     const values = output.data;
     if (typeof output.dispose === "function") output.dispose();
     return values;
+  }
+
+  /** One-hot weights for the style picker's choice (#photo-style) when the student draws it, else the default's. */
+  styleWeights() {
+    const { styles, style_weights: fallback } = this.cfg;
+    const picked = document.querySelector("#photo-style input:checked")?.value;
+    return styles && styles.includes(picked) ? styles.map((s) => (s === picked ? 1 : 0)) : fallback;
   }
 
   /** Sketch the centre square of `source` (a video, image, bitmap or canvas of `w` x `h` pixels). */

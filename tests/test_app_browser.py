@@ -61,17 +61,19 @@ def test_a_model_the_browser_cannot_feed_is_refused(weights, browser_files):
     assert any("not an RGB -> grey model (in, out: (1, 3))" in n for n in app_browser.missing())
 
 
-def test_a_styled_student_is_fed_its_default_style(browser_files):
-    # browser_live.js feeds a style-conditioned model.onnx its "style" input: the pipeline's default style, one-hot.
+def test_a_styled_student_gets_its_styles_and_the_default(browser_files):
+    # browser_live.js feeds a style-conditioned model.onnx its "style" input: the picker's style, one-hot, from the
+    # style names here (test_browser checks it in Chromium), else the pipeline's default style.
     CompactGenerator(ngf=4, n_blocks=1, norm="batch", sample_size=32, styles=["cufs", "fs2k-1", "fs2k-2"]
                      ).save_pretrained(browser_files)
     (browser_files / "model.onnx").write_bytes(b"onnx")
     assert app_browser.missing() == []
     config = app_browser.browser_config()
     assert config["style"] == "fs2k-2" and config["style_weights"] == [0.0, 0.0, 1.0]
+    assert config["styles"] == ["cufs", "fs2k-1", "fs2k-2"]
     assert "feeds.style" in (app_browser.STATIC_DIR / "browser_live.js").read_text()
     block = _components(space.build_demo(space.SketchApp(loader=_no_model)))["browser-live"]
-    assert "<code>photo2sketch-fast</code> (style <code>fs2k-2</code>) runs in this browser" in block["props"]["value"]
+    assert "<code>photo2sketch-fast</code> (in the style picked above) runs in this browser" in block["props"]["value"]
 
 
 def test_the_block_carries_the_model_layout(browser_files):
@@ -79,7 +81,7 @@ def test_the_block_carries_the_model_layout(browser_files):
     assert app_browser.missing() == []
     block = _components(space.build_demo(space.SketchApp(loader=_no_model)))["browser-live"]
     config = block["props"]["props"]["config"]
-    assert config["size"] == 32 and config["style"] is None and config["style_weights"] is None  # no styles
+    assert config["size"] == 32 and config["style"] is None and config["style_weights"] is None is config["styles"]  # no styles
     assert config["model"].startswith("gradio_api/file=") and "/photo2sketch-fast/model.onnx?v=" in config["model"]
     assert config["ort"].endswith("/ort/") and "browser_live.js?v=" in config["module"]
     assert "ps-start" in block["props"]["value"] and "m.mount(element, cfg)" in block["props"]["js_on_load"]

@@ -372,11 +372,15 @@ def _fixed_frame() -> Image.Image:
     return frame
 
 
-def _compare_fixed_frame(page, tmp_path, engine: str = "auto") -> dict:
+def _compare_fixed_frame(page, tmp_path, engine: str = "auto", style: str | None = None) -> dict:
     """The fixed frame through the browser (centre square -> resize -> onnxruntime-web -> the Snapshot button's
-    PNG, at the crop's size) and through PhotoSketchPipeline on the same centre square."""
+    PNG, at the crop's size) and through PhotoSketchPipeline on the same centre square; ``style``: picked in
+    the Photo -> Sketch tab's style picker first (``None``: the page's initial choice, the default style)."""
     from photosketch import PhotoSketchPipeline
 
+    if style is not None:
+        page.locator(f"#photo-style input[value='{style}']").check()
+        page.wait_for_selector(f"#photo-style input[value='{style}'][aria-checked=true]")
     root = _open_browser_live(page)
     root.locator(".ps-engine").select_option(engine)
     frame = _fixed_frame()
@@ -399,8 +403,8 @@ def _compare_fixed_frame(page, tmp_path, engine: str = "auto") -> dict:
     pipe = PhotoSketchPipeline.from_pretrained(app_browser.BROWSER_MODEL, num_threads=1)
     # The browser mode sketches a fixed centre square as it is (no landmark alignment, no background mask), at the
     # student's own size like the app's live stream: the same as the pipeline with those off and max_size=size.
-    python_sketch = np.asarray(pipe(crop, face_crop=False, align=False, background=False, max_size=pipe.size),
-                               dtype=np.int16)
+    python_sketch = np.asarray(pipe(crop, face_crop=False, align=False, background=False, max_size=pipe.size,
+                                    style=style), dtype=np.int16)
     assert browser_sketch.shape == python_sketch.shape == (800, 800)
     assert python_sketch.std() > 10  # a real sketch, not a flat image two runs could agree on by accident
     diff = np.abs(browser_sketch - python_sketch)
@@ -419,6 +423,24 @@ def test_browser_sketch_matches_the_python_pipeline(page, tmp_path, engine):
     if engine == "wasm":
         assert report["label"].startswith("WASM SIMD, ") and report["label"].endswith(" threads")
     assert report["mean_abs_diff_255"] <= 2.0, report
+
+
+@needs_browser_mode
+def test_browser_sketch_follows_the_style_picker(page, tmp_path):
+    """A style picked in the Photo -> Sketch tab is the style the in-browser student draws (the Python pipeline in
+    that style agrees within 2/255), not the default one (which differs from it by far more)."""
+    from photosketch import PhotoSketchPipeline
+
+    pipe = PhotoSketchPipeline.from_pretrained(app_browser.BROWSER_MODEL, num_threads=1)
+    if len(pipe.styles) < 2:
+        pytest.skip("the shipped browser model draws one style")
+    other = next(s for s in pipe.styles if s != pipe.style)
+    report = _compare_fixed_frame(page, tmp_path, style=other)
+    assert report["mean_abs_diff_255"] <= 2.0, report
+    crop = _fixed_frame().crop((100, 0, 900, 800))
+    kwargs = dict(face_crop=False, align=False, background=False, max_size=pipe.size)
+    default, picked = (np.asarray(pipe(crop, style=s, **kwargs), np.int16) for s in (pipe.style, other))
+    assert np.abs(default - picked).mean() > 4 * max(report["mean_abs_diff_255"], 1.0)  # the check can tell styles apart
 
 
 @needs_browser_mode
