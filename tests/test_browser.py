@@ -372,6 +372,14 @@ def _fixed_frame() -> Image.Image:
     return frame
 
 
+def _pipeline_sketch(pipe, crop: Image.Image, style: str | None = None) -> np.ndarray:
+    """What the browser mode should draw for ``crop``, by the Python pipeline: the browser sketches a fixed centre
+    square as it is (no landmark alignment, no background mask), at the student's own size like the app's live
+    stream, so the same as the pipeline with those off and max_size=size."""
+    return np.asarray(pipe(crop, face_crop=False, align=False, background=False, max_size=pipe.size, style=style),
+                      dtype=np.int16)
+
+
 def _compare_fixed_frame(page, tmp_path, engine: str = "auto", style: str | None = None) -> dict:
     """The fixed frame through the browser (centre square -> resize -> onnxruntime-web -> the Snapshot button's
     PNG, at the crop's size) and through PhotoSketchPipeline on the same centre square; ``style``: picked in
@@ -401,10 +409,7 @@ def _compare_fixed_frame(page, tmp_path, engine: str = "auto", style: str | None
 
     crop = frame.crop((100, 0, 900, 800))  # the centre square
     pipe = PhotoSketchPipeline.from_pretrained(app_browser.BROWSER_MODEL, num_threads=1)
-    # The browser mode sketches a fixed centre square as it is (no landmark alignment, no background mask), at the
-    # student's own size like the app's live stream: the same as the pipeline with those off and max_size=size.
-    python_sketch = np.asarray(pipe(crop, face_crop=False, align=False, background=False, max_size=pipe.size,
-                                    style=style), dtype=np.int16)
+    python_sketch = _pipeline_sketch(pipe, crop, style)
     assert browser_sketch.shape == python_sketch.shape == (800, 800)
     assert python_sketch.std() > 10  # a real sketch, not a flat image two runs could agree on by accident
     diff = np.abs(browser_sketch - python_sketch)
@@ -438,8 +443,7 @@ def test_browser_sketch_follows_the_style_picker(page, tmp_path):
     report = _compare_fixed_frame(page, tmp_path, style=other)
     assert report["mean_abs_diff_255"] <= 2.0, report
     crop = _fixed_frame().crop((100, 0, 900, 800))
-    kwargs = dict(face_crop=False, align=False, background=False, max_size=pipe.size)
-    default, picked = (np.asarray(pipe(crop, style=s, **kwargs), np.int16) for s in (pipe.style, other))
+    default, picked = (_pipeline_sketch(pipe, crop, s) for s in (pipe.style, other))
     assert np.abs(default - picked).mean() > 4 * max(report["mean_abs_diff_255"], 1.0)  # the check can tell styles apart
 
 

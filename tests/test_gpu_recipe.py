@@ -145,8 +145,8 @@ def test_sketch2photo_falls_back_to_mixed_without_packed_drawings(tmp_path):
 def test_student_is_the_deep_compact_the_cpu_runs_chose(tmp_path):
     # The student phase trains the published student shape (ngf 8 from distill.py's defaults, 12 blocks, styled);
     # in the CPU dry run the TINY flags come later, and argparse's last value wins.
-    def last(args, flag):
-        return args[len(args) - 1 - args[::-1].index(flag) + 1]
+    def last(args, flag):  # the value after the flag's last occurrence
+        return args[max(i for i, a in enumerate(args) if a == flag) + 1]
 
     published = gpu_recipe.student_args("p", tmp_path, 1.0, tmp_path / "teacher")
     assert last(published, "--n_blocks") == "12" and "--style_conditioning" in published and "--ngf" not in published
