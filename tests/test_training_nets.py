@@ -68,3 +68,49 @@ def test_freeze_unwrap_and_tap():
     tap.remove()
     assert tap.value is None and not net[0]._forward_hooks
     copy.deepcopy(net)  # a bare module again: exportable
+
+
+def _styled_pair():
+    from photosketch.models import ResnetGenerator
+    from photosketch.training.nets import train_only_style
+
+    torch.manual_seed(0)
+    base = ResnetGenerator(in_channels=3, out_channels=1, ngf=8, n_blocks=1, sample_size=32, styles=["a", "b", "c"])
+    for m in base.modules():  # non-zero styles, so each column's effect shows
+        if hasattr(m, "film"):
+            torch.nn.init.normal_(m.film.weight, 0, 0.1)
+    tuned = {}
+    for style in ("a", "c"):  # two --finetune_style runs from the same base, one step each
+        run = copy.deepcopy(base)
+        opt = torch.optim.Adam(train_only_style(run, style), lr=1e-2)
+        run(torch.rand(2, 3, 32, 32), style=style).mean().backward()
+        opt.step()
+        tuned[style] = run
+    return base, tuned
+
+
+def test_merge_style_finetunes_takes_each_style_from_its_own_run():
+    from photosketch.training.nets import merge_style_finetunes
+
+    base, tuned = _styled_pair()
+    merged = merge_style_finetunes(base, tuned).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for style, source in (("a", tuned["a"]), ("b", base), ("c", tuned["c"])):
+            assert torch.equal(merged(x, style=style), source.eval()(x, style=style)), style
+        assert not torch.equal(merged(x, style="a"), base(x, style="a"))  # the run's change is in
+
+
+def test_merge_style_finetunes_refuses_a_run_that_changed_more():
+    import pytest
+
+    from photosketch.training.nets import merge_style_finetunes
+
+    base, tuned = _styled_pair()
+    with pytest.raises(ValueError, match="beyond its own style"):  # trained as "a", merged as "b"
+        merge_style_finetunes(base, {"b": tuned["a"]})
+    whole = copy.deepcopy(base)
+    with torch.no_grad():
+        next(whole.parameters()).add_(0.1)  # a convolution moved: not a style fine-tune
+    with pytest.raises(ValueError, match="beyond its own style"):
+        merge_style_finetunes(base, {"a": whole})

@@ -133,6 +133,39 @@ def train_only_style(generator: nn.Module, style: str) -> list[nn.Parameter]:
     return params
 
 
+def merge_style_finetunes(base: nn.Module, tuned: dict[str, nn.Module]) -> nn.Module:
+    """One model from ``--finetune_style`` runs that started from ``base`` side by side, one style each.
+
+    Each run changed only its own style's column of the conditional norms (:func:`train_only_style`), so
+    the runs commute: the merge is ``base`` with column ``j`` of every ``film`` weight taken from the run
+    of style ``j``. A run that changed anything else (another style, a convolution) or has another
+    architecture is a ``ValueError``: merging it would silently drop part of what it learned.
+    Returns a new model; ``base`` and the runs are left as they are.
+    """
+    import copy
+
+    merged = copy.deepcopy(base)
+    own = merged.state_dict()
+    base_state = base.state_dict()
+    for style, model in tuned.items():
+        j = base.style_index(style)
+        state = model.state_dict()
+        if list(state) != list(base_state) or tuple(getattr(model, "styles", ())) != tuple(base.styles):
+            raise ValueError(f"the {style!r} run is not the base model's architecture and styles")
+        for key, value in state.items():
+            if value.shape != base_state[key].shape:
+                raise ValueError(f"the {style!r} run's {key} has shape {tuple(value.shape)}, the base's {tuple(base_state[key].shape)}")
+            diff = value != base_state[key]
+            if key.endswith(".film.weight") and value.ndim == 2:
+                diff[:, j] = False  # its own style's column may move
+                own[key][:, j] = value[:, j]
+            if diff.any():
+                raise ValueError(f"the {style!r} run also changed {key} beyond its own style: was it trained with "
+                                 f"--finetune_style {style} from this base?")
+    merged.load_state_dict(own)
+    return merged
+
+
 def generator_kwargs(args: argparse.Namespace, in_channels: int, out_channels: int, styles: Sequence[str] | None = None) -> dict:
     """Constructor arguments of ``--generator`` from the command line (only those it takes)."""
     kwargs: dict[str, Any] = {"in_channels": in_channels, "out_channels": out_channels, "ngf": args.ngf, "sample_size": args.resolution}
