@@ -147,6 +147,8 @@ def merge_style_finetunes(base: nn.Module, tuned: dict[str, nn.Module]) -> nn.Mo
     merged = copy.deepcopy(base)
     own = merged.state_dict()
     base_state = base.state_dict()
+    # The columns train_only_style trains: the film weight of every StyleNorm, found the same way.
+    style_keys = {f"{name}.film.weight" for name, m in base.named_modules() if isinstance(m, StyleNorm)}
     for style, model in tuned.items():
         j = base.style_index(style)
         state = model.state_dict()
@@ -156,7 +158,7 @@ def merge_style_finetunes(base: nn.Module, tuned: dict[str, nn.Module]) -> nn.Mo
             if value.shape != base_state[key].shape:
                 raise ValueError(f"the {style!r} run's {key} has shape {tuple(value.shape)}, the base's {tuple(base_state[key].shape)}")
             diff = value != base_state[key]
-            if key.endswith(".film.weight") and value.ndim == 2:
+            if key in style_keys:
                 diff[:, j] = False  # its own style's column may move
                 own[key][:, j] = value[:, j]
             if diff.any():
